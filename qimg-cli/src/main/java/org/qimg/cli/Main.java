@@ -1,0 +1,76 @@
+package org.qimg.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+
+import org.qimg.ImageException;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The qimg command line: subcommands in the spirit of qemu-img. */
+@Command(name = "qimg", mixinStandardHelpOptions = true, version = "qimg 0.1.0",
+        description = "Inspect, map and convert qcow2 images and their backing chains.",
+        subcommands = {MapCommand.class, SeekCommand.class})
+public final class Main implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "Not enough arguments: give a subcommand");
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, new PrintWriter(System.out, false), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs the command line; returns the exit code. Output goes to {@code out}, errors to {@code err}. */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        boolean debug = false;
+        for (String a : args) {
+            if (a.equals("--debug")) {
+                debug = true;
+            }
+        }
+        final boolean showStack = debug;
+        CommandLine cl = new CommandLine(new Main());
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            out.flush();
+            if (showStack) {
+                e.printStackTrace(err);
+            }
+            err.println("qimg: " + oneLine(e));
+            err.flush();
+            return 1;
+        });
+        cl.setParameterExceptionHandler((e, args2) -> {
+            err.println("qimg: " + oneLine(e));
+            err.flush();
+            return 1;
+        });
+        int code = cl.execute(args);
+        out.flush();
+        return code;
+    }
+
+    static String oneLine(Throwable e) {
+        String message = e.getMessage();
+        if (e instanceof OutOfMemoryError) {
+            message = "out of memory";
+        } else if (message == null || message.isBlank()) {
+            message = e.getClass().getSimpleName();
+        } else if (!(e instanceof ImageException) && e instanceof IOException && !(e instanceof java.nio.file.NoSuchFileException)) {
+            message = message.strip();
+        }
+        if (e instanceof java.nio.file.NoSuchFileException nsf) {
+            message = "Could not open '" + nsf.getFile() + "': No such file or directory";
+        } else if (e instanceof java.nio.file.AccessDeniedException ade) {
+            message = "Could not open '" + ade.getFile() + "': Permission denied";
+        }
+        return message.replace('\n', ' ');
+    }
+}

@@ -1,0 +1,128 @@
+package org.qimg.cli;
+
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.Callable;
+
+import org.qimg.BlockDevice;
+import org.qimg.Extent;
+import org.qimg.ImageException;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code qimg map}: the block-status map, printed as qemu-img map prints it. */
+@Command(name = "map", description = "Print the allocation map of an image and its backing chain.")
+final class MapCommand implements Callable<Integer> {
+    @Option(names = "-f", paramLabel = "FMT", description = "image format (qcow2 or raw); probed if absent")
+    String format;
+
+    @Option(names = "--output", paramLabel = "FMT", defaultValue = "human", description = "human or json")
+    String output;
+
+    @Option(names = {"-s", "--start-offset"}, paramLabel = "OFFSET", description = "first byte to map")
+    String startOffset;
+
+    @Option(names = {"-l", "--max-length"}, paramLabel = "LENGTH", description = "bytes to map at most")
+    String maxLength;
+
+    @Option(names = "--debug", hidden = true)
+    boolean debug;
+
+    @Parameters(index = "0", paramLabel = "IMAGE")
+    String image;
+
+    @Override
+    public Integer call() throws IOException {
+        boolean json = switch (output) {
+            case "json" -> true;
+            case "human" -> false;
+            default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
+        };
+        long start = startOffset == null ? 0 : Sizes.parse(startOffset, "start offset");
+        long max = maxLength == null ? Long.MAX_VALUE : Sizes.parse(maxLength, "max length");
+        try (BlockDevice device = Cli.open(image, format);
+             OutputStream out = new BufferedOutputStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), 1 << 16)) {
+            long end = Math.min(device.size(), start + Math.min(max, Long.MAX_VALUE - start));
+            BlockDevice.ExtentStream extents = device.map(start, Math.max(0, end - start));
+            return json ? printJson(extents, out) : printHuman(extents, out);
+        }
+    }
+
+    /** qemu-img 7.2's JSON: "[" then one object per line joined by ",\n", then "]". */
+    static int printJson(BlockDevice.ExtentStream extents, OutputStream out) throws IOException {
+        StringBuilder line = new StringBuilder(160);
+        line.append('[');
+        Extent e = extents.next();
+        boolean any = false;
+        while (e != null) {
+            Extent next = extents.next();
+            line.append("{ \"start\": ").append(e.start()).append(", \"length\": ").append(e.length())
+                    .append(", \"depth\": ").append(e.depth()).append(", \"present\": ").append(e.present())
+                    .append(", \"zero\": ").append(e.zero()).append(", \"data\": ").append(e.data());
+            if (e.hasHostOffset()) {
+                line.append(", \"offset\": ").append(e.hostOffset());
+            }
+            line.append('}');
+            if (next != null) {
+                line.append(",\n");
+            }
+            out.write(line.toString().getBytes(StandardCharsets.US_ASCII));
+            line.setLength(0);
+            any = true;
+            e = next;
+        }
+        if (!any) {
+            // qemu-img prints an empty entry when nothing is mapped: length 0 at the start.
+            line.append("]\n");
+        } else {
+            line.append("]\n");
+        }
+        out.write(line.toString().getBytes(StandardCharsets.US_ASCII));
+        return 0;
+    }
+
+    /** qemu-img's human format: one row per range with data, zero and unallocated coalesced. */
+    static int printHuman(BlockDevice.ExtentStream extents, OutputStream out) throws IOException {
+        out.write(String.format("%-16s%-16s%-16s%s%n", "Offset", "Length", "Mapped to", "File")
+                .getBytes(StandardCharsets.US_ASCII));
+        Extent held = null;
+        for (Extent e = extents.next(); e != null; e = extents.next()) {
+            if (e.data() && !e.hasHostOffset()) {
+                flushHuman(held, out);
+                out.flush();
+                throw new ImageException("File contains external, encrypted or compressed clusters.");
+            }
+            if (!e.data() || e.zero()) {
+                flushHuman(held, out);
+                held = null;
+                continue;
+            }
+            if (held != null && held.end() == e.start() && held.depth() == e.depth()
+                    && held.hostOffset() + held.length() == e.hostOffset() && held.hostFile().equals(e.hostFile())) {
+                held = held.merge(e);
+            } else {
+                flushHuman(held, out);
+                held = e;
+            }
+        }
+        flushHuman(held, out);
+        return 0;
+    }
+
+    private static void flushHuman(Extent e, OutputStream out) throws IOException {
+        if (e == null) {
+            return;
+        }
+        out.write(String.format("%-16s%-16s%-16s%s%n", hex(e.start()), hex(e.length()), hex(e.hostOffset()),
+                e.hostFile()).getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** C's "%#x": 0 prints as "0", others with the 0x prefix. */
+    static String hex(long value) {
+        return value == 0 ? "0" : "0x" + Long.toHexString(value);
+    }
+}

@@ -1,0 +1,33 @@
+package org.qimg;
+
+/**
+ * How to open an image.
+ *
+ * @param format       "qcow2", "raw", or null to probe the file's content
+ * @param l2CacheBytes the L2-table cache of each qcow2 layer, in bytes (QEMU's l2-cache-size)
+ */
+public record OpenOptions(String format, long l2CacheBytes) {
+    /** QEMU's default ceiling for the L2 cache on Linux: 32 MiB. */
+    public static final long DEFAULT_L2_CACHE_BYTES = 32L << 20;
+
+    public OpenOptions {
+        if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
+            throw new IllegalArgumentException("unknown image format '" + format + "' (qcow2 or raw)");
+        }
+        if (l2CacheBytes < 1) {
+            throw new IllegalArgumentException("L2 cache size " + l2CacheBytes + " must be positive");
+        }
+    }
+
+    public static OpenOptions defaults() {
+        return new OpenOptions(null, DEFAULT_L2_CACHE_BYTES);
+    }
+
+    public OpenOptions withFormat(String newFormat) {
+        return new OpenOptions(newFormat, l2CacheBytes);
+    }
+
+    public OpenOptions withL2CacheBytes(long bytes) {
+        return new OpenOptions(format, bytes);
+    }
+}

@@ -1,0 +1,135 @@
+package org.qimg.host;
+
+import java.io.Closeable;
+import java.io.EOFException;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * A file on the host: positional reads, a read-only memory mapping for metadata, and the host's own
+ * sparse map through lseek(SEEK_DATA / SEEK_HOLE). Thread-safe.
+ */
+public final class HostFile implements Closeable {
+    private final Path path;
+    private final String name;
+    private final FileChannel channel;
+    private final int fd;
+    private final Arena arena = Arena.ofShared();
+    private volatile MemorySegment mapping;
+    private final long size;
+
+    private HostFile(Path path, String name, FileChannel channel, int fd, long size) {
+        this.path = path;
+        this.name = name;
+        this.channel = channel;
+        this.fd = fd;
+        this.size = size;
+    }
+
+    /** Opens {@code path} for reading; {@code name} is how messages and maps call it. */
+    public static HostFile openReadOnly(Path path, String name) throws IOException {
+        FileChannel channel = FileChannel.open(path, StandardOpenOption.READ);
+        try {
+            int fd = Native.openReadOnly(path.toString());
+            return new HostFile(path, name, channel, fd, channel.size());
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** The name as the user gave it (or as it was derived from a backing-file field). */
+    public String name() {
+        return name;
+    }
+
+    public long size() {
+        return size;
+    }
+
+    /**
+     * A read-only view of {@code [hostOffset, hostOffset + length)}, which must lie inside the file.
+     * The whole file is mapped once; views cost no copy.
+     */
+    public MemorySegment slice(long hostOffset, long length) throws IOException {
+        if (hostOffset < 0 || length < 0 || hostOffset + length > size) {
+            throw new EOFException(name + ": range [0x" + Long.toHexString(hostOffset) + ", 0x"
+                    + Long.toHexString(hostOffset + length) + ") lies past the end of the file (size 0x"
+                    + Long.toHexString(size) + ")");
+        }
+        MemorySegment m = mapping;
+        if (m == null) {
+            synchronized (this) {
+                m = mapping;
+                if (m == null) {
+                    m = size == 0 ? MemorySegment.NULL : channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+                    mapping = m;
+                }
+            }
+        }
+        return m.asSlice(hostOffset, length);
+    }
+
+    /**
+     * Reads {@code dst.remaining()} bytes at {@code hostOffset}; bytes past the end of the file read as
+     * zeroes, as a block device's driver sees them.
+     */
+    public void read(long hostOffset, ByteBuffer dst) throws IOException {
+        long at = hostOffset;
+        while (dst.hasRemaining()) {
+            int n = channel.read(dst, at);
+            if (n < 0) {
+                while (dst.hasRemaining()) {
+                    dst.put((byte) 0);
+                }
+                return;
+            }
+            at += n;
+        }
+    }
+
+    /** lseek(SEEK_DATA): the next data offset at or after {@code hostOffset}, or -1 if none. */
+    public long seekData(long hostOffset) throws IOException {
+        if (hostOffset >= size) {
+            return -1;
+        }
+        return Native.lseek(fd, hostOffset, Native.SEEK_DATA);
+    }
+
+    /** lseek(SEEK_HOLE): the next hole at or after {@code hostOffset} (the end of file counts), or -1. */
+    public long seekHole(long hostOffset) throws IOException {
+        if (hostOffset >= size) {
+            return -1;
+        }
+        return Native.lseek(fd, hostOffset, Native.SEEK_HOLE);
+    }
+
+    /** Bytes the file occupies on the host's disk. */
+    public long allocatedBytes() throws IOException {
+        return Native.allocatedBytes(fd);
+    }
+
+    @Override
+    public void close() throws IOException {
+        try {
+            channel.close();
+        } finally {
+            Native.close(fd);
+            arena.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return name;
+    }
+}

@@ -1,0 +1,113 @@
+package org.qimg.host;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+
+/** The few Linux system calls the JDK lacks, through the FFM API: open, close, lseek, fstat. */
+final class Native {
+    static final int SEEK_DATA = 3;
+    static final int SEEK_HOLE = 4;
+    static final int ENXIO = 6;
+    private static final int O_RDONLY = 0;
+    private static final int O_CLOEXEC = 0x80000;
+    /** struct stat on x86-64 and aarch64 Linux is 144 / 128 bytes; st_blocks sits at byte 64. */
+    private static final long STAT_SIZE = 256;
+    private static final long ST_BLOCKS_OFFSET = 64;
+
+    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CALL_STATE.varHandle(
+            java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
+    private static final MethodHandle OPEN;
+    private static final MethodHandle CLOSE;
+    private static final MethodHandle LSEEK;
+    private static final MethodHandle FSTAT;
+
+    static {
+        Linker linker = Linker.nativeLinker();
+        SymbolLookup libc = linker.defaultLookup();
+        Linker.Option errno = Linker.Option.captureCallState("errno");
+        OPEN = linker.downcallHandle(libc.find("open").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
+                errno, Linker.Option.firstVariadicArg(2));
+        CLOSE = linker.downcallHandle(libc.find("close").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+        LSEEK = linker.downcallHandle(libc.find("lseek").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
+                        ValueLayout.JAVA_INT),
+                errno);
+        FSTAT = linker.downcallHandle(libc.find("fstat").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS), errno);
+    }
+
+    private Native() {
+    }
+
+    static int openReadOnly(String path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                throw new IOException(path + ": open failed, errno " + (int) ERRNO.get(state, 0L));
+            }
+            return fd;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    static void close(int fd) {
+        try {
+            int ignored = (int) CLOSE.invokeExact(fd);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** lseek(fd, offset, whence); returns -1 for ENXIO and throws for any other failure. */
+    static long lseek(int fd, long offset, int whence) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            long result = (long) LSEEK.invokeExact(state, fd, offset, whence);
+            if (result >= 0) {
+                return result;
+            }
+            int err = (int) ERRNO.get(state, 0L);
+            if (err == ENXIO) {
+                return -1;
+            }
+            throw new IOException("lseek(" + offset + ", " + (whence == SEEK_DATA ? "SEEK_DATA" : "SEEK_HOLE")
+                    + ") failed, errno " + err);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** Bytes the file occupies on disk (st_blocks * 512). */
+    static long allocatedBytes(int fd) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment stat = arena.allocate(STAT_SIZE, 8);
+            int rc = (int) FSTAT.invokeExact(state, fd, stat);
+            if (rc != 0) {
+                throw new IOException("fstat failed, errno " + (int) ERRNO.get(state, 0L));
+            }
+            return stat.get(ValueLayout.JAVA_LONG, ST_BLOCKS_OFFSET) * 512;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+}
