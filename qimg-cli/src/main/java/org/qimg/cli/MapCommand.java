@@ -48,12 +48,12 @@ final class MapCommand implements Callable<Integer> {
              OutputStream out = new BufferedOutputStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), 1 << 16)) {
             long end = Math.min(device.size(), start + Math.min(max, Long.MAX_VALUE - start));
             BlockDevice.ExtentStream extents = device.map(start, Math.max(0, end - start));
-            return json ? printJson(extents, out) : printHuman(extents, out);
+            return json ? printJson(extents, start, out) : printHuman(extents, out);
         }
     }
 
     /** qemu-img 7.2's JSON: "[" then one object per line joined by ",\n", then "]". */
-    static int printJson(BlockDevice.ExtentStream extents, OutputStream out) throws IOException {
+    static int printJson(BlockDevice.ExtentStream extents, long start, OutputStream out) throws IOException {
         StringBuilder line = new StringBuilder(160);
         line.append('[');
         Extent e = extents.next();
@@ -76,11 +76,11 @@ final class MapCommand implements Callable<Integer> {
             e = next;
         }
         if (!any) {
-            // qemu-img prints an empty entry when nothing is mapped: length 0 at the start.
-            line.append("]\n");
-        } else {
-            line.append("]\n");
+            // qemu-img prints its initial, empty entry when the range holds nothing.
+            line.append("{ \"start\": ").append(start)
+                    .append(", \"length\": 0, \"depth\": 0, \"present\": false, \"zero\": false, \"data\": false}");
         }
+        line.append("]\n");
         out.write(line.toString().getBytes(StandardCharsets.US_ASCII));
         return 0;
     }

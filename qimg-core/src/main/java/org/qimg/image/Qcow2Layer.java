@@ -231,8 +231,8 @@ public final class Qcow2Layer implements Layer {
 
     /**
      * With metadata preallocation QEMU asks the host file whether a data run is really written: a host
-     * hole reads as zeroes (block/io.c, BDRV_BLOCK_RECURSE), and a run that reaches the end of the host
-     * file as data counts as zero in full.
+     * hole reads as zeroes (block/io.c, BDRV_BLOCK_RECURSE), and a hole that reaches the end of the host
+     * file makes the whole run read as zeroes.
      */
     private Run recurseIntoHost(Run run) throws IOException {
         long host = run.hostOffset();
@@ -254,7 +254,7 @@ public final class Qcow2Layer implements Layer {
             hostData = false;
             hostRun = Math.min(limit, dataAt - host);
         }
-        if (host + hostRun == fileLength && hostData) {
+        if (host + hostRun == fileLength && !hostData) {
             return new Run(run.length(), true, true, host, false);
         }
         return new Run(hostRun, true, !hostData, host, false);
@@ -268,12 +268,12 @@ public final class Qcow2Layer implements Layer {
             long threshold = Math.max(realClusters * 10 / 9, realClusters + 2);
             long endCluster = (file.size() + clusterSize - 1) / clusterSize;
             long used = 0;
-            for (long i = 0; i < endCluster && used <= threshold; i++) {
+            for (long i = 0; i < endCluster && used < threshold; i++) {
                 if (refcount(i) > 0) {
                     used++;
                 }
             }
-            known = used > threshold ? 1 : 0;
+            known = used >= threshold ? 1 : 0;
             metadataPreallocation = known;
         }
         return known == 1;

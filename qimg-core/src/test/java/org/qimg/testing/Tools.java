@@ -1,0 +1,76 @@
+package org.qimg.testing;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs the real tools (qemu-img, qemu-io, nbdinfo, …) from tests. A missing tool or a failing
+ * command fails the test: CI must install them, never skip.
+ */
+public final class Tools {
+    private Tools() {
+    }
+
+    /** The result of a finished command. */
+    public record Result(int exitCode, String stdout, String stderr) {
+    }
+
+    /** Runs {@code command} in {@code dir} (may be null) with a time limit; returns whatever it exits with. */
+    public static Result exec(Path dir, List<String> command) {
+        ProcessBuilder pb = new ProcessBuilder(command);
+        if (dir != null) {
+            pb.directory(dir.toFile());
+        }
+        pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        Process p;
+        try {
+            p = pb.start();
+        } catch (IOException e) {
+            throw new AssertionError("cannot run " + command.get(0) + " (is it installed? .ci/run installs it): "
+                    + e.getMessage(), e);
+        }
+        try {
+            ByteArrayOutputStream err = new ByteArrayOutputStream();
+            Thread errPump = Thread.ofVirtual().start(() -> pump(p.getErrorStream(), err));
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            pump(p.getInputStream(), out);
+            if (!p.waitFor(300, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new AssertionError("timed out: " + String.join(" ", command));
+            }
+            errPump.join();
+            return new Result(p.exitValue(), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } catch (InterruptedException e) {
+            p.destroyForcibly();
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted: " + String.join(" ", command), e);
+        }
+    }
+
+    private static void pump(InputStream in, ByteArrayOutputStream out) {
+        try (in) {
+            in.transferTo(out);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /** Runs {@code command} and returns its standard output; fails the test on a non-zero exit. */
+    public static String run(Path dir, String... command) {
+        Result r = exec(dir, List.of(command));
+        if (r.exitCode() != 0) {
+            throw new AssertionError(String.join(" ", command) + " exited " + r.exitCode() + ": " + r.stderr()
+                    + r.stdout());
+        }
+        return r.stdout();
+    }
+
+    public static String run(String... command) {
+        return run(null, command);
+    }
+}
