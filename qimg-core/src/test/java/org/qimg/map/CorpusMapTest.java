@@ -11,8 +11,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.qimg.BlockDevice;
 import org.qimg.Extent;
-import org.qimg.Images;
-import org.qimg.OpenOptions;
 import org.qimg.testing.Corpus;
 import org.qimg.testing.CorpusImage;
 import org.qimg.testing.QemuMap;
@@ -22,10 +20,6 @@ class CorpusMapTest {
 
     static Stream<CorpusImage> images() {
         return Corpus.get().images().stream();
-    }
-
-    static BlockDevice open(CorpusImage image) throws IOException {
-        return Images.open(image.path().toString(), OpenOptions.defaults().withFormat(image.format()));
     }
 
     static List<QemuMap.Entry> ourMap(BlockDevice device) throws IOException {
@@ -43,7 +37,7 @@ class CorpusMapTest {
     void mapEqualsQemu(CorpusImage image) throws IOException {
         // qemu-img prints one entry of length 0 for an empty image; the engine yields no extent.
         List<QemuMap.Entry> expected = QemuMap.of(image).stream().filter(e -> e.length() > 0).toList();
-        try (BlockDevice device = open(image)) {
+        try (BlockDevice device = image.open()) {
             assertThat(ourMap(device)).containsExactlyElementsOf(expected);
         }
     }
