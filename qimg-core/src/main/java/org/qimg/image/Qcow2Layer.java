@@ -325,8 +325,8 @@ public final class Qcow2Layer implements Layer {
                     byte[] cluster;
                     try {
                         cluster = compressedCache.get(entry);
-                    } catch (ImageException e) {
-                        throw new ImageException(e.getMessage() + " (guest offset " + at + ")", e);
+                    } catch (ImageException.Corrupt e) {
+                        throw new ImageException.Corrupt(e.getMessage() + " (guest offset " + at + ")", e);
                     }
                     part.put(cluster, (int) inCluster, n);
                 }
