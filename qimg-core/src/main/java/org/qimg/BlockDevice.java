@@ -68,6 +68,11 @@ public interface BlockDevice extends Closeable {
     default void flush() throws IOException {
     }
 
+    /** Changes the virtual size; shrinking is allowed only over holes. */
+    default void resize(long newSize) throws IOException {
+        throw new ImageException("the image is open read-only");
+    }
+
     /** A cursor over merged extents; not thread-safe, one per caller. */
     interface ExtentStream {
         /** The next extent, or null at the end of the requested range. */

@@ -16,6 +16,23 @@ public final class Images {
     }
 
     public static BlockDevice open(String name, OpenOptions options) throws IOException {
-        return new ChainDevice(ChainOpener.open(name, options));
+        org.qimg.image.Layer top = ChainOpener.open(name, options);
+        try {
+            return new ChainDevice(top);
+        } catch (IOException | RuntimeException e) {
+            for (org.qimg.image.Layer l = top; l != null; l = l.backing()) {
+                try {
+                    l.close();
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e;
+        }
+    }
+
+    /** Opens {@code name} (format probed) for writing; its backing images stay read-only. */
+    public static BlockDevice openWritable(String name) throws IOException {
+        return open(name, OpenOptions.defaults().writable());
     }
 }

@@ -5,8 +5,9 @@ package org.qimg;
  *
  * @param format       "qcow2", "raw", or null to probe the file's content
  * @param l2CacheBytes the L2-table cache of each qcow2 layer, in bytes (QEMU's l2-cache-size)
+ * @param readOnly     refuse writes; backing images are always opened read-only
  */
-public record OpenOptions(String format, long l2CacheBytes) {
+public record OpenOptions(String format, long l2CacheBytes, boolean readOnly) {
     /** QEMU's default ceiling for the L2 cache on Linux: 32 MiB. */
     public static final long DEFAULT_L2_CACHE_BYTES = 32L << 20;
 
@@ -19,15 +20,25 @@ public record OpenOptions(String format, long l2CacheBytes) {
         }
     }
 
+    /** Probed format, QEMU's default cache size, read-only. */
     public static OpenOptions defaults() {
-        return new OpenOptions(null, DEFAULT_L2_CACHE_BYTES);
+        return new OpenOptions(null, DEFAULT_L2_CACHE_BYTES, true);
     }
 
     public OpenOptions withFormat(String newFormat) {
-        return new OpenOptions(newFormat, l2CacheBytes);
+        return new OpenOptions(newFormat, l2CacheBytes, readOnly);
     }
 
     public OpenOptions withL2CacheBytes(long bytes) {
-        return new OpenOptions(format, bytes);
+        return new OpenOptions(format, bytes, readOnly);
+    }
+
+    public OpenOptions withReadOnly(boolean value) {
+        return new OpenOptions(format, l2CacheBytes, value);
+    }
+
+    /** The same options for writing. */
+    public OpenOptions writable() {
+        return withReadOnly(false);
     }
 }

@@ -35,6 +35,8 @@ public record Qcow2Header(
         String dataFile,
         List<FeatureName> featureNames,
         int bitmapCount,
+        long bitmapDirectoryOffset,
+        long bitmapDirectorySize,
         List<Long> unknownExtensions) {
 
     public static final int MAGIC = 0x514649FB;
@@ -63,7 +65,7 @@ public record Qcow2Header(
     static final int EXT_END = 0;
     static final int EXT_BACKING_FORMAT = 0xE2792ACA;
     static final int EXT_FEATURE_NAMES = 0x6803F857;
-    static final int EXT_BITMAPS = 0x23852875;
+    public static final int EXT_BITMAPS = 0x23852875;
     static final int EXT_CRYPTO = 0x0537BE77;
     static final int EXT_DATA_FILE = 0x44415441;
 
@@ -209,6 +211,8 @@ public record Qcow2Header(
         String backingFormat = null;
         String dataFile = null;
         int bitmapCount = 0;
+        long bitmapDirectoryOffset = 0;
+        long bitmapDirectorySize = 0;
         boolean sawCrypto = false;
         List<FeatureName> featureNames = new ArrayList<>();
         List<Long> unknown = new ArrayList<>();
@@ -254,6 +258,8 @@ public record Qcow2Header(
                         throw corrupt(file, "bitmaps extension is " + length + " bytes, need 24");
                     }
                     bitmapCount = b.getInt((int) dataAt);
+                    bitmapDirectorySize = b.getLong((int) dataAt + 8);
+                    bitmapDirectoryOffset = b.getLong((int) dataAt + 16);
                 }
                 case EXT_CRYPTO -> sawCrypto = true;
                 default -> unknown.add(Integer.toUnsignedLong(type));
@@ -271,7 +277,8 @@ public record Qcow2Header(
         return new Qcow2Header(version, backingFileOffset, backingFileSize, clusterBits, virtualSize, cryptMethod,
                 l1Size, l1TableOffset, refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset,
                 incompatible, compatible, autoclear, refcountOrder, headerLength, compressionType, backingFile,
-                backingFormat, dataFile, List.copyOf(featureNames), bitmapCount, List.copyOf(unknown));
+                backingFormat, dataFile, List.copyOf(featureNames), bitmapCount, bitmapDirectoryOffset,
+                bitmapDirectorySize, List.copyOf(unknown));
     }
 
     private static void checkTable(String file, String what, long offset, long length, long clusterSize,

@@ -32,4 +32,26 @@ public final class RefcountBlock {
             default -> throw new IllegalArgumentException("refcount_order " + refcountOrder);
         };
     }
+
+    /** Sets entry {@code index} to {@code value}, which must fit the width. */
+    public static void set(MemorySegment block, int index, int refcountOrder, long value) {
+        int bits = 1 << refcountOrder;
+        if (value < 0 || (bits < 64 && value >>> bits != 0)) {
+            throw new IllegalArgumentException("refcount " + value + " does not fit " + bits + " bits");
+        }
+        switch (refcountOrder) {
+            case 0, 1, 2 -> {
+                int perByte = 8 / bits;
+                int shift = (index % perByte) * bits;
+                int mask = ((1 << bits) - 1) << shift;
+                int b = block.get(ValueLayout.JAVA_BYTE, index / perByte) & 0xFF;
+                block.set(ValueLayout.JAVA_BYTE, index / perByte, (byte) ((b & ~mask) | ((int) value << shift)));
+            }
+            case 3 -> block.set(ValueLayout.JAVA_BYTE, index, (byte) value);
+            case 4 -> block.set(BE_SHORT, 2L * index, (short) value);
+            case 5 -> block.set(BE_INT, 4L * index, (int) value);
+            case 6 -> block.set(BE_LONG, 8L * index, value);
+            default -> throw new IllegalArgumentException("refcount_order " + refcountOrder);
+        }
+    }
 }

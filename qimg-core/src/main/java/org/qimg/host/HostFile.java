@@ -21,26 +21,42 @@ public final class HostFile implements Closeable {
     private final int fd;
     private final Arena arena = Arena.ofShared();
     private volatile MemorySegment mapping;
-    private final long size;
+    private final boolean writable;
+    private volatile long size;
 
-    private HostFile(Path path, String name, FileChannel channel, int fd, long size) {
+    private HostFile(Path path, String name, FileChannel channel, int fd, long size, boolean writable) {
         this.path = path;
         this.name = name;
         this.channel = channel;
         this.fd = fd;
         this.size = size;
+        this.writable = writable;
     }
 
     /** Opens {@code path} for reading; {@code name} is how messages and maps call it. */
     public static HostFile openReadOnly(Path path, String name) throws IOException {
-        FileChannel channel = FileChannel.open(path, StandardOpenOption.READ);
+        return open(path, name, false);
+    }
+
+    /** Opens {@code path} for reading and writing. */
+    public static HostFile openReadWrite(Path path, String name) throws IOException {
+        return open(path, name, true);
+    }
+
+    private static HostFile open(Path path, String name, boolean writable) throws IOException {
+        FileChannel channel = writable ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
+                : FileChannel.open(path, StandardOpenOption.READ);
         try {
-            int fd = Native.openReadOnly(path.toString());
-            return new HostFile(path, name, channel, fd, channel.size());
+            int fd = Native.open(path.toString(), writable);
+            return new HostFile(path, name, channel, fd, channel.size(), writable);
         } catch (IOException | RuntimeException e) {
             channel.close();
             throw e;
         }
+    }
+
+    public boolean isWritable() {
+        return writable;
     }
 
     public Path path() {
@@ -67,11 +83,13 @@ public final class HostFile implements Closeable {
                     + Long.toHexString(size) + ")");
         }
         MemorySegment m = mapping;
-        if (m == null) {
+        if (m == null || m.byteSize() < hostOffset + length) {
             synchronized (this) {
                 m = mapping;
-                if (m == null) {
-                    m = size == 0 ? MemorySegment.NULL : channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+                if (m == null || m.byteSize() < hostOffset + length) {
+                    // A file that grew is mapped again; older views stay valid until close.
+                    long now = size;
+                    m = now == 0 ? MemorySegment.NULL : channel.map(FileChannel.MapMode.READ_ONLY, 0, now, arena);
                     mapping = m;
                 }
             }
@@ -95,6 +113,33 @@ public final class HostFile implements Closeable {
             }
             at += n;
         }
+    }
+
+    /** Writes all of {@code src} at {@code hostOffset}, growing the file if needed. */
+    public void write(long hostOffset, ByteBuffer src) throws IOException {
+        long end = hostOffset + src.remaining();
+        long at = hostOffset;
+        while (src.hasRemaining()) {
+            at += channel.write(src, at);
+        }
+        growTo(end);
+    }
+
+    private synchronized void growTo(long end) {
+        if (end > size) {
+            size = end;
+        }
+    }
+
+    /** Sets the file's length (a longer file gets a hole at its end). */
+    public synchronized void setLength(long length) throws IOException {
+        Native.ftruncate(fd, length);
+        size = length;
+    }
+
+    /** Makes every write so far durable (fdatasync). */
+    public void sync() throws IOException {
+        channel.force(false);
     }
 
     /** lseek(SEEK_DATA): the next data offset at or after {@code hostOffset}, or -1 if none. */

@@ -17,6 +17,7 @@ final class Native {
     static final int SEEK_HOLE = 4;
     static final int ENXIO = 6;
     private static final int O_RDONLY = 0;
+    private static final int O_RDWR = 2;
     private static final int O_CLOEXEC = 0x80000;
     /** struct stat on x86-64 and aarch64 Linux is 144 / 128 bytes; st_blocks sits at byte 64. */
     private static final long STAT_SIZE = 256;
@@ -29,6 +30,7 @@ final class Native {
     private static final MethodHandle CLOSE;
     private static final MethodHandle LSEEK;
     private static final MethodHandle FSTAT;
+    private static final MethodHandle FTRUNCATE;
 
     static {
         Linker linker = Linker.nativeLinker();
@@ -45,15 +47,18 @@ final class Native {
                 errno);
         FSTAT = linker.downcallHandle(libc.find("fstat").orElseThrow(),
                 FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS), errno);
+        FTRUNCATE = linker.downcallHandle(libc.find("ftruncate").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG), errno);
     }
 
     private Native() {
     }
 
-    static int openReadOnly(String path) throws IOException {
+    static int open(String path, boolean writable) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), O_RDONLY | O_CLOEXEC);
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path),
+                    (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
             if (fd < 0) {
                 throw new IOException(path + ": open failed, errno " + (int) ERRNO.get(state, 0L));
             }
@@ -87,6 +92,21 @@ final class Native {
             }
             throw new IOException("lseek(" + offset + ", " + (whence == SEEK_DATA ? "SEEK_DATA" : "SEEK_HOLE")
                     + ") failed, errno " + err);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** ftruncate(fd, length): sets the length, leaving a hole when it grows. */
+    static void ftruncate(int fd, long length) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int rc = (int) FTRUNCATE.invokeExact(state, fd, length);
+            if (rc != 0) {
+                throw new IOException("ftruncate(" + length + ") failed, errno " + (int) ERRNO.get(state, 0L));
+            }
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

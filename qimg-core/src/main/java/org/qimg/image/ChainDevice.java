@@ -5,20 +5,89 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 import org.qimg.BlockDevice;
 import org.qimg.Extent;
+import org.qimg.ImageException;
 import org.qimg.map.ChainWalker;
 
-/** A chain of layers served as one read-only {@link BlockDevice}. */
+/**
+ * A chain of layers served as one {@link BlockDevice}. Reads, seeks and maps run concurrently under
+ * a read lock; writes to the top layer take the write lock, so overlapping requests are ordered.
+ */
 public final class ChainDevice implements BlockDevice {
     private final Layer top;
     private final List<Layer> layers = new ArrayList<>();
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final Qcow2Writer writer;
+    private final boolean writable;
+    private boolean closed;
 
-    public ChainDevice(Layer top) {
+    public ChainDevice(Layer top) throws IOException {
         this.top = top;
         for (Layer layer = top; layer != null; layer = layer.backing()) {
             layers.add(layer);
+        }
+        if (top instanceof Qcow2Layer q && q.writable()) {
+            writer = new Qcow2Writer(q, this::readBelow, this::belowIsZero, this::readsZero);
+            writable = true;
+        } else {
+            writer = null;
+            writable = top instanceof RawLayer r && r.file().isWritable();
+        }
+    }
+
+    /** Reads what the layers under the top supply: their content, zeroes past their end. */
+    private void readBelow(long guestOffset, ByteBuffer dst) throws IOException {
+        Layer below = top.backing();
+        if (below == null) {
+            zero(dst);
+            return;
+        }
+        long inside = Math.max(0, Math.min(dst.remaining(), below.size() - guestOffset));
+        if (inside > 0) {
+            ByteBuffer part = dst.slice(dst.position(), (int) inside);
+            readFrom(below, guestOffset, part);
+            dst.position(dst.position() + (int) inside);
+        }
+        zero(dst);
+    }
+
+    private boolean belowIsZero(long guestOffset, long length) throws IOException {
+        Layer below = top.backing();
+        if (below == null || guestOffset >= below.size()) {
+            return true;
+        }
+        ChainWalker walker = new ChainWalker(below);
+        long end = Math.min(below.size(), guestOffset + length);
+        for (long at = guestOffset; at < end; ) {
+            Extent e = walker.extentAt(at, end - at);
+            if (!e.zero()) {
+                return false;
+            }
+            at = e.end();
+        }
+        return true;
+    }
+
+    /** Whether the whole chain reads as zero by metadata over a range. */
+    private boolean readsZero(long guestOffset, long length) throws IOException {
+        ChainWalker walker = new ChainWalker(top);
+        long end = Math.min(top.size(), guestOffset + length);
+        for (long at = guestOffset; at < end; ) {
+            Extent e = walker.extentAt(at, end - at);
+            if (!e.zero()) {
+                return false;
+            }
+            at = e.end();
+        }
+        return true;
+    }
+
+    private static void zero(ByteBuffer dst) {
+        while (dst.hasRemaining()) {
+            dst.put((byte) 0);
         }
     }
 
@@ -38,7 +107,7 @@ public final class ChainDevice implements BlockDevice {
 
     @Override
     public boolean isReadOnly() {
-        return true;
+        return !writable;
     }
 
     private void checkRange(long guestOffset, long length) {
@@ -50,22 +119,135 @@ public final class ChainDevice implements BlockDevice {
 
     @Override
     public void read(long guestOffset, ByteBuffer dst) throws IOException {
-        checkRange(guestOffset, dst.remaining());
-        ChainWalker walker = new ChainWalker(top);
+        lock.readLock().lock();
+        try {
+            checkOpen();
+            checkRange(guestOffset, dst.remaining());
+            readFrom(top, guestOffset, dst);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Reads through the chain that starts at {@code from}; the range lies inside it. */
+    private void readFrom(Layer from, long guestOffset, ByteBuffer dst) throws IOException {
+        ChainWalker walker = new ChainWalker(from);
+        int base = layers.indexOf(from);
         long at = guestOffset;
         while (dst.hasRemaining()) {
             Extent extent = walker.extentAt(at, dst.remaining());
             int n = (int) extent.length();
             ByteBuffer part = dst.slice(dst.position(), n);
             if (extent.zero() || !extent.data()) {
-                while (part.hasRemaining()) {
-                    part.put((byte) 0);
-                }
+                zero(part);
             } else {
-                layers.get(extent.depth()).readData(at, part);
+                layers.get(base + extent.depth()).readData(at, part);
             }
             dst.position(dst.position() + n);
             at += n;
+        }
+    }
+
+    private void checkOpen() throws IOException {
+        if (closed) {
+            throw new ImageException(top.name() + ": the device is closed");
+        }
+    }
+
+    private void checkWritable(long guestOffset, long length) throws IOException {
+        checkOpen();
+        if (!writable) {
+            throw new ImageException(top.name() + ": the image is open read-only");
+        }
+        if (guestOffset < 0 || length < 0 || guestOffset > size() || length > size() - guestOffset) {
+            throw new ImageException(top.name() + ": range [" + guestOffset + ", " + (guestOffset + length)
+                    + ") lies outside the device of " + size() + " bytes");
+        }
+    }
+
+    @Override
+    public void write(long guestOffset, ByteBuffer src) throws IOException {
+        lock.writeLock().lock();
+        try {
+            checkWritable(guestOffset, src.remaining());
+            if (writer != null) {
+                writer.write(guestOffset, src);
+            } else {
+                ((RawLayer) top).file().write(guestOffset, src);
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public void writeZeroes(long guestOffset, long length, boolean mayUnmap) throws IOException {
+        lock.writeLock().lock();
+        try {
+            checkWritable(guestOffset, length);
+            if (writer != null) {
+                writer.writeZeroes(guestOffset, length, mayUnmap);
+            } else {
+                writeRawZeroes(guestOffset, length);
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private void writeRawZeroes(long guestOffset, long length) throws IOException {
+        ByteBuffer zeroes = ByteBuffer.allocate((int) Math.min(length, 1 << 20));
+        for (long at = guestOffset; at < guestOffset + length; ) {
+            int n = (int) Math.min(zeroes.capacity(), guestOffset + length - at);
+            ((RawLayer) top).file().write(at, zeroes.clear().limit(n));
+            at += n;
+        }
+    }
+
+    @Override
+    public void discard(long guestOffset, long length) throws IOException {
+        lock.writeLock().lock();
+        try {
+            checkWritable(guestOffset, length);
+            if (writer != null) {
+                writer.discard(guestOffset, length);
+            } else {
+                writeRawZeroes(guestOffset, length);
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public void flush() throws IOException {
+        lock.writeLock().lock();
+        try {
+            checkOpen();
+            if (writer != null) {
+                writer.flush();
+            } else if (writable) {
+                ((RawLayer) top).file().sync();
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public void resize(long newSize) throws IOException {
+        lock.writeLock().lock();
+        try {
+            checkWritable(0, 0);
+            if (writer != null) {
+                writer.resize(newSize, from -> from >= size() || unlockedSeek(from, false).isEmpty());
+            } else {
+                RawLayer raw = (RawLayer) top;
+                raw.file().setLength(newSize);
+                raw.refreshSize();
+            }
+        } finally {
+            lock.writeLock().unlock();
         }
     }
 
@@ -80,6 +262,16 @@ public final class ChainDevice implements BlockDevice {
     }
 
     private OptionalLong seek(long guestOffset, boolean hole) throws IOException {
+        lock.readLock().lock();
+        try {
+            checkOpen();
+            return unlockedSeek(guestOffset, hole);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private OptionalLong unlockedSeek(long guestOffset, boolean hole) throws IOException {
         if (guestOffset < 0) {
             throw new IllegalArgumentException("seek offset " + guestOffset + " is negative (EINVAL)");
         }
@@ -98,7 +290,13 @@ public final class ChainDevice implements BlockDevice {
         if (maxLength <= 0) {
             throw new IllegalArgumentException("extent length " + maxLength + " must be positive");
         }
-        return new ChainWalker(top).extentAt(guestOffset, maxLength);
+        lock.readLock().lock();
+        try {
+            checkOpen();
+            return new ChainWalker(top).extentAt(guestOffset, maxLength);
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
     @Override
@@ -108,11 +306,34 @@ public final class ChainDevice implements BlockDevice {
         }
         long from = Math.min(guestOffset, size());
         long to = Math.min(size(), from + Math.min(length, Long.MAX_VALUE - from));
-        return new ChainWalker(top).stream(from, to);
+        ExtentStream stream = new ChainWalker(top).stream(from, to);
+        return () -> {
+            lock.readLock().lock();
+            try {
+                checkOpen();
+                return stream.next();
+            } finally {
+                lock.readLock().unlock();
+            }
+        };
     }
 
     @Override
     public void close() throws IOException {
+        lock.writeLock().lock();
+        try {
+            if (closed) {
+                return;
+            }
+            if (writer != null) {
+                writer.flush();
+            } else if (writable) {
+                ((RawLayer) top).file().sync();
+            }
+        } finally {
+            closed = true;
+            lock.writeLock().unlock();
+        }
         IOException failure = null;
         for (Layer layer : layers) {
             try {

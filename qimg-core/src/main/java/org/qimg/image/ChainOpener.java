@@ -50,7 +50,9 @@ public final class ChainOpener {
                     throw new ImageException("backing chain of '" + name + "' loops: '" + currentName
                             + "' is already part of it");
                 }
-                HostFile file = HostFile.openReadOnly(path, currentName);
+                boolean top = referrer == null;
+                HostFile file = top && !options.readOnly() ? HostFile.openReadWrite(path, currentName)
+                        : HostFile.openReadOnly(path, currentName);
                 opened.add(file);
                 ByteBuffer first = readHead(file);
                 String format = currentFormat != null ? currentFormat : probe(first, currentName);
@@ -69,7 +71,8 @@ public final class ChainOpener {
                 if (header.hasDataFile()) {
                     String dataName = combine(currentName, header.dataFile());
                     try {
-                        dataFile = HostFile.openReadOnly(Path.of(dataName), dataName);
+                        dataFile = file.isWritable() ? HostFile.openReadWrite(Path.of(dataName), dataName)
+                                : HostFile.openReadOnly(Path.of(dataName), dataName);
                     } catch (NoSuchFileException e) {
                         throw new ImageException("Could not open data file '" + dataName + "' of '" + currentName
                                 + "': No such file or directory");

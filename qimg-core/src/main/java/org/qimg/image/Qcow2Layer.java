@@ -12,7 +12,6 @@ import org.qimg.cache.TableCache;
 import org.qimg.format.Compression;
 import org.qimg.format.L2Entry;
 import org.qimg.format.Qcow2Header;
-import org.qimg.format.RefcountBlock;
 import org.qimg.format.SubclusterType;
 import org.qimg.host.HostFile;
 import org.qimg.map.Run;
@@ -31,7 +30,12 @@ public final class Qcow2Layer implements Layer {
     private final HostFile file;
     private final HostFile dataFile;
     private final Qcow2Header header;
-    private final long[] l1;
+    private volatile long[] l1;
+    private volatile long virtualSize;
+    private final boolean writable;
+    private final Refcounts refcounts;
+    /** L2 tables changed by the writer and not yet written: they win over the file. */
+    final java.util.Map<Long, MemorySegment> dirtyL2 = new java.util.LinkedHashMap<>();
     private final TableCache<MemorySegment> l2Cache;
     private final TableCache<byte[]> compressedCache;
     private final Layer backing;
@@ -47,6 +51,8 @@ public final class Qcow2Layer implements Layer {
     Qcow2Layer(HostFile file, Qcow2Header header, HostFile dataFile, Layer backing, long l2CacheBytes)
             throws IOException {
         this.file = file;
+        this.writable = file.isWritable();
+        this.virtualSize = header.virtualSize();
         this.header = header;
         this.dataFile = dataFile;
         this.backing = backing;
@@ -68,6 +74,7 @@ public final class Qcow2Layer implements Layer {
         long tables = Math.max(2, Math.min(l2CacheBytes / clusterSize, Math.max(1, l1Entries)));
         this.l2Cache = new TableCache<>((int) Math.min(Integer.MAX_VALUE, tables), this::loadL2);
         this.compressedCache = new TableCache<>(4, this::decompress);
+        this.refcounts = new Refcounts(file, header, writable);
     }
 
     public Qcow2Header header() {
@@ -88,7 +95,31 @@ public final class Qcow2Layer implements Layer {
 
     @Override
     public long size() {
-        return header.virtualSize();
+        return virtualSize;
+    }
+
+    void setSize(long newSize) {
+        virtualSize = newSize;
+    }
+
+    long[] l1() {
+        return l1;
+    }
+
+    void setL1(long[] newL1) {
+        l1 = newL1;
+    }
+
+    Refcounts refcounts() {
+        return refcounts;
+    }
+
+    boolean writable() {
+        return writable;
+    }
+
+    TableCache<byte[]> compressedCache() {
+        return compressedCache;
     }
 
     @Override
@@ -112,6 +143,10 @@ public final class Qcow2Layer implements Layer {
     }
 
     private MemorySegment loadL2(long l2Offset) throws IOException {
+        MemorySegment dirty = dirtyL2.get(l2Offset);
+        if (dirty != null) {
+            return dirty;
+        }
         if ((l2Offset & (clusterSize - 1)) != 0) {
             throw new ImageException.Corrupt(file.name() + ": L2 table offset 0x" + Long.toHexString(l2Offset)
                     + " is not aligned to the cluster size " + clusterSize);
@@ -120,14 +155,19 @@ public final class Qcow2Layer implements Layer {
             throw new ImageException.Corrupt(file.name() + ": L2 table at 0x" + Long.toHexString(l2Offset)
                     + " lies past the end of the file (size 0x" + Long.toHexString(file.size()) + ")");
         }
-        return file.slice(l2Offset, clusterSize);
+        if (!writable) {
+            return file.slice(l2Offset, clusterSize);
+        }
+        ByteBuffer copy = ByteBuffer.allocate((int) clusterSize);
+        file.read(l2Offset, copy);
+        return MemorySegment.ofArray(copy.array());
     }
 
     private long l1Range(int l1Index) {
         return (long) l1Index << (clusterBits + l2Bits);
     }
 
-    private MemorySegment l2Table(int l1Index) throws IOException {
+    MemorySegment l2Table(int l1Index) throws IOException {
         long l2Offset = L2Entry.l2TableOffset(l1[l1Index]);
         try {
             return l2Cache.get(l2Offset);
@@ -138,6 +178,7 @@ public final class Qcow2Layer implements Layer {
 
     @Override
     public Run status(long guestOffset, long maxLength) throws IOException {
+        long[] l1 = this.l1;
         long end = Math.min(size(), guestOffset + maxLength);
         long clusterIndex = guestOffset >>> clusterBits;
         int l1Index = (int) (clusterIndex >>> l2Bits);
@@ -211,7 +252,7 @@ public final class Qcow2Layer implements Layer {
         return run;
     }
 
-    private SubclusterType classify(long entry, long bitmap, int subcluster, int l1Index, int l2Index)
+    SubclusterType classify(long entry, long bitmap, int subcluster, int l1Index, int l2Index)
             throws ImageException {
         SubclusterType type;
         try {
@@ -281,28 +322,12 @@ public final class Qcow2Layer implements Layer {
 
     /** The refcount of host cluster {@code clusterIndex} of the image file. */
     public long refcount(long clusterIndex) throws IOException {
-        int refcountBits = header.refcountBits();
-        long blockEntries = (clusterSize * 8) / refcountBits;
-        long tableIndex = clusterIndex / blockEntries;
-        long tableEntries = (long) header.refcountTableClusters() * clusterSize / 8;
-        if (tableIndex >= tableEntries) {
-            return 0;
-        }
-        long tableEntry = file.slice(header.refcountTableOffset() + tableIndex * 8, 8).get(BE_LONG, 0);
-        long blockOffset = tableEntry & ~0x1FFL;
-        if (blockOffset == 0) {
-            return 0;
-        }
-        if ((blockOffset & (clusterSize - 1)) != 0 || blockOffset + clusterSize > file.size()) {
-            throw new ImageException.Corrupt(file.name() + ": refcount block at 0x" + Long.toHexString(blockOffset)
-                    + " (refcount table index " + tableIndex + ") is unaligned or past the end of the file");
-        }
-        return RefcountBlock.get(file.slice(blockOffset, clusterSize), (int) (clusterIndex % blockEntries),
-                header.refcountOrder());
+        return refcounts.get(clusterIndex);
     }
 
     @Override
     public void readData(long guestOffset, ByteBuffer dst) throws IOException {
+        long[] l1 = this.l1;
         long at = guestOffset;
         while (dst.hasRemaining()) {
             long clusterIndex = at >>> clusterBits;
@@ -337,7 +362,7 @@ public final class Qcow2Layer implements Layer {
         }
     }
 
-    private byte[] decompress(long entry) throws IOException {
+    byte[] decompress(long entry) throws IOException {
         long host = L2Entry.compressedHostOffset(entry, clusterBits);
         int length = L2Entry.compressedLength(entry, clusterBits);
         if (host >= file.size()) {

@@ -13,7 +13,7 @@ import org.qimg.map.Run;
  */
 public final class RawLayer implements Layer {
     private final HostFile file;
-    private final long size;
+    private volatile long size;
 
     RawLayer(HostFile file) {
         this.file = file;
@@ -47,6 +47,10 @@ public final class RawLayer implements Layer {
 
     HostFile file() {
         return file;
+    }
+
+    void refreshSize() {
+        size = (file.size() + 511) & ~511L;
     }
 
     @Override
