@@ -68,6 +68,22 @@ public interface BlockDevice extends Closeable {
     default void flush() throws IOException {
     }
 
+    /**
+     * The unit of {@link #writeCompressed}: the top image's cluster size, or 0 when the image cannot
+     * store compressed data.
+     */
+    default long compressionUnit() {
+        return 0;
+    }
+
+    /**
+     * Writes one whole unit at {@code guestOffset} (a multiple of {@link #compressionUnit}) stored
+     * compressed where that makes it smaller (as qemu-img convert -c does).
+     */
+    default void writeCompressed(long guestOffset, ByteBuffer unit) throws IOException {
+        throw new ImageException("the image cannot store compressed data");
+    }
+
     /** Changes the virtual size; shrinking is allowed only over holes. */
     default void resize(long newSize) throws IOException {
         throw new ImageException("the image is open read-only");

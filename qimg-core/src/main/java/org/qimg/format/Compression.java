@@ -19,6 +19,38 @@ public final class Compression {
     private Compression() {
     }
 
+    /**
+     * Compresses one cluster as QEMU does: raw deflate with a 4 KiB window (QEMU inflates with
+     * windowBits -12), or a zstd frame. Returns null when the result would not be smaller than
+     * {@code limit} bytes, in which case the cluster is better stored as it is.
+     */
+    public static byte[] compress(int compressionType, byte[] cluster, int limit) throws ImageException {
+        byte[] out;
+        switch (compressionType) {
+            case Qcow2Header.COMPRESSION_ZLIB -> {
+                com.jcraft.jzlib.Deflater deflater;
+                try {
+                    deflater = new com.jcraft.jzlib.Deflater(com.jcraft.jzlib.JZlib.Z_DEFAULT_COMPRESSION, 12, true);
+                } catch (com.jcraft.jzlib.GZIPException e) {
+                    throw new ImageException("cannot start deflate: " + e.getMessage(), e);
+                }
+                byte[] buffer = new byte[limit];
+                deflater.setInput(cluster);
+                deflater.setOutput(buffer);
+                int rc = deflater.deflate(com.jcraft.jzlib.JZlib.Z_FINISH);
+                int produced = (int) deflater.getTotalOut();
+                deflater.end();
+                if (rc != com.jcraft.jzlib.JZlib.Z_STREAM_END) {
+                    return null; // did not fit in the limit
+                }
+                out = java.util.Arrays.copyOf(buffer, produced);
+            }
+            case Qcow2Header.COMPRESSION_ZSTD -> out = com.github.luben.zstd.Zstd.compress(cluster, 3);
+            default -> throw new ImageException.Unsupported("unknown compression type " + compressionType);
+        }
+        return out.length < limit ? out : null;
+    }
+
     public static byte[] decompress(int compressionType, byte[] input, int inputLength, int clusterSize,
                                     String where) throws ImageException {
         return switch (compressionType) {

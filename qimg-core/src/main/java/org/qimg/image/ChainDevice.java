@@ -220,6 +220,31 @@ public final class ChainDevice implements BlockDevice {
     }
 
     @Override
+    public long compressionUnit() {
+        return writer != null && !((Qcow2Layer) top).header().hasDataFile() ? ((Qcow2Layer) top).header().clusterSize() : 0;
+    }
+
+    @Override
+    public void writeCompressed(long guestOffset, ByteBuffer unit) throws IOException {
+        long size = compressionUnit();
+        if (size == 0) {
+            throw new ImageException(top.name() + ": the image cannot store compressed data");
+        }
+        lock.writeLock().lock();
+        try {
+            checkWritable(guestOffset, unit.remaining());
+            if (guestOffset % size != 0 || unit.remaining() != size) {
+                throw new IllegalArgumentException("compressed writes take whole clusters of " + size + " bytes");
+            }
+            byte[] data = new byte[(int) size];
+            unit.get(data);
+            writer.writeCompressed(guestOffset / size, data);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    @Override
     public void flush() throws IOException {
         lock.writeLock().lock();
         try {

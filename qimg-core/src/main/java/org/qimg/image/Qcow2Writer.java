@@ -67,6 +67,8 @@ final class Qcow2Writer {
     private final BitSet dirtyL1 = new BitSet();
     private final Map<Long, Long> pendingFrees = new LinkedHashMap<>();
     private long freeHint;
+    /** Host byte offset of free room after the last compressed cluster written, or -1. */
+    private long compressedNext = -1;
     private boolean dataDirty;
 
     Qcow2Writer(Qcow2Layer layer, BelowReader below, BelowZero belowZero, BelowZero readsZero) throws IOException {
@@ -383,6 +385,44 @@ final class Qcow2Writer {
         }
         ByteBuffer inside = dst.slice(dst.position(), (int) Math.min(dst.remaining(), limit - guestOffset));
         below.read(guestOffset, inside);
+    }
+
+    /**
+     * Stores one whole guest cluster compressed (qcow2.txt, "Compressed Clusters"), packing it at byte
+     * granularity after the previous compressed cluster; every host cluster a compressed cluster
+     * touches counts one more reference. Clusters that do not shrink are written normally.
+     */
+    void writeCompressed(long clusterIndex, byte[] cluster) throws IOException {
+        if (cluster.length != clusterSize) {
+            throw new IllegalArgumentException("a compressed write takes one whole cluster");
+        }
+        byte[] packed = externalData ? null
+                : org.qimg.format.Compression.compress(layer.header().compressionType(), cluster,
+                        (int) Math.min(clusterSize - 512, (clusterSize >>> 9 << 9)));
+        if (packed == null) {
+            write(clusterIndex << clusterBits, ByteBuffer.wrap(cluster));
+            return;
+        }
+        Slot slot = slot(clusterIndex, true);
+        long old = slot.entry();
+        long offset;
+        if (compressedNext >= 0 && (compressedNext & (clusterSize - 1)) + packed.length <= clusterSize
+                && (compressedNext & (clusterSize - 1)) != 0) {
+            offset = compressedNext;
+            long c = offset >>> clusterBits;
+            refcounts.set(c, refcounts.get(c) + 1);
+        } else {
+            offset = allocateClusters(1);
+        }
+        dataFile.write(offset, ByteBuffer.wrap(packed));
+        compressedNext = offset + packed.length;
+        long sectors = ((offset + packed.length - 1) >>> 9) - (offset >>> 9);
+        long entry = L2Entry.COMPRESSED_FLAG | (sectors << L2Entry.compressedOffsetBits(clusterBits)) | offset;
+        release(old, (old & L2Entry.COMPRESSED_FLAG) != 0 ? SubclusterType.COMPRESSED
+                : L2Entry.hostClusterOffset(old) != 0 ? SubclusterType.NORMAL : SubclusterType.UNALLOCATED_PLAIN);
+        slot.set(entry, 0);
+        dataDirty = true;
+        maybeFlush();
     }
 
     // ---------------------------------------------------------------- zeroes and discard
