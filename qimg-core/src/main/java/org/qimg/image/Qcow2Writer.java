@@ -290,8 +290,31 @@ final class Qcow2Writer {
                 dataFile.write(host + inCluster, data);
                 return;
             }
-            byte[] cluster = new byte[(int) clusterSize];
             boolean whole = inCluster == 0 && n == clusterSize;
+            boolean zeroFill = whole || type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC
+                    || (type == SubclusterType.UNALLOCATED_PLAIN && belowZero.isZero(clusterStart, clusterSize));
+            if (zeroFill && !(type == SubclusterType.ZERO_ALLOC && copied)) {
+                // A fresh cluster past the end of the file reads as zero already: write the data only
+                // and extend the file sparsely to the cluster's end.
+                long fileEnd = dataFile.size();
+                long target = allocateData(clusterIndex);
+                if (target >= fileEnd) {
+                    release(entry, type);
+                    dataFile.write(target + inCluster, data);
+                    if (dataFile.size() < target + clusterSize) {
+                        dataFile.setLength(target + clusterSize);
+                    }
+                    slot.set(target | L2Entry.COPIED, compressed ? 0xFFFF_FFFFL : 0);
+                    return;
+                }
+                byte[] cluster = new byte[(int) clusterSize];
+                data.get(data.position(), cluster, inCluster, n);
+                release(entry, type);
+                dataFile.write(target, ByteBuffer.wrap(cluster));
+                slot.set(target | L2Entry.COPIED, compressed ? 0xFFFF_FFFFL : 0);
+                return;
+            }
+            byte[] cluster = new byte[(int) clusterSize];
             if (!whole) {
                 switch (type) {
                     case NORMAL -> dataFile.read(host, ByteBuffer.wrap(cluster));
@@ -311,7 +334,7 @@ final class Qcow2Writer {
                 release(entry, type);
             }
             dataFile.write(target, ByteBuffer.wrap(cluster));
-            slot.set(target | L2Entry.COPIED, compressed && extended ? 0xFFFF_FFFFL : 0);
+            slot.set(target | L2Entry.COPIED, compressed ? 0xFFFF_FFFFL : 0);
             return;
         }
 
