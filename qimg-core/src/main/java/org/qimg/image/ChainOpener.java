@@ -116,7 +116,7 @@ public final class ChainOpener {
     private record Pending(HostFile file, Qcow2Header header, HostFile dataFile) {
     }
 
-    private static ByteBuffer readHead(HostFile file) throws IOException {
+    static ByteBuffer readHead(HostFile file) throws IOException {
         int length = (int) Math.min(file.size(), 1L << Qcow2Header.MAX_CLUSTER_BITS);
         ByteBuffer head = ByteBuffer.allocate(length);
         file.read(0, head);

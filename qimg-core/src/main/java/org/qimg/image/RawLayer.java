@@ -45,7 +45,7 @@ public final class RawLayer implements Layer {
         return file.name();
     }
 
-    HostFile file() {
+    public HostFile file() {
         return file;
     }
 
