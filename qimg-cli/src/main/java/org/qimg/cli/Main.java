@@ -24,7 +24,10 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args, new PrintWriter(System.out, false), new PrintWriter(System.err, true)));
+        PrintWriter out = new PrintWriter(new java.io.BufferedWriter(new java.io.OutputStreamWriter(
+                new java.io.FileOutputStream(java.io.FileDescriptor.out), java.nio.charset.StandardCharsets.UTF_8),
+                1 << 16), false);
+        System.exit(run(args, out, new PrintWriter(System.err, true)));
     }
 
     /** Runs the command line; returns the exit code. Output goes to {@code out}, errors to {@code err}. */

@@ -1,9 +1,7 @@
 package org.qimg.cli;
 
-import java.io.BufferedOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
+import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 
 import org.qimg.BlockDevice;
@@ -11,8 +9,10 @@ import org.qimg.Extent;
 import org.qimg.ImageException;
 
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 /** {@code qimg map}: the block-status map, printed as qemu-img map prints it. */
 @Command(name = "map", description = "Print the allocation map of an image and its backing chain.")
@@ -35,6 +35,9 @@ final class MapCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
+    @Spec
+    CommandSpec spec;
+
     @Override
     public Integer call() throws IOException {
         boolean json = switch (output) {
@@ -44,16 +47,18 @@ final class MapCommand implements Callable<Integer> {
         };
         long start = startOffset == null ? 0 : Sizes.parse(startOffset, "start offset");
         long max = maxLength == null ? Long.MAX_VALUE : Sizes.parse(maxLength, "max length");
-        try (BlockDevice device = Cli.open(image, format);
-             OutputStream out = new BufferedOutputStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), 1 << 16)) {
+        PrintWriter out = spec.commandLine().getOut();
+        try (BlockDevice device = Cli.open(image, format)) {
             long end = Math.min(device.size(), start + Math.min(max, Long.MAX_VALUE - start));
             BlockDevice.ExtentStream extents = device.map(start, Math.max(0, end - start));
             return json ? printJson(extents, start, out) : printHuman(extents, out);
+        } finally {
+            out.flush();
         }
     }
 
     /** qemu-img 7.2's JSON: "[" then one object per line joined by ",\n", then "]". */
-    static int printJson(BlockDevice.ExtentStream extents, long start, OutputStream out) throws IOException {
+    static int printJson(BlockDevice.ExtentStream extents, long start, PrintWriter out) throws IOException {
         StringBuilder line = new StringBuilder(160);
         line.append('[');
         Extent e = extents.next();
@@ -70,7 +75,7 @@ final class MapCommand implements Callable<Integer> {
             if (next != null) {
                 line.append(",\n");
             }
-            out.write(line.toString().getBytes(StandardCharsets.US_ASCII));
+            out.append(line);
             line.setLength(0);
             any = true;
             e = next;
@@ -81,14 +86,13 @@ final class MapCommand implements Callable<Integer> {
                     .append(", \"length\": 0, \"depth\": 0, \"present\": false, \"zero\": false, \"data\": false}");
         }
         line.append("]\n");
-        out.write(line.toString().getBytes(StandardCharsets.US_ASCII));
+        out.append(line);
         return 0;
     }
 
     /** qemu-img's human format: one row per range with data, zero and unallocated coalesced. */
-    static int printHuman(BlockDevice.ExtentStream extents, OutputStream out) throws IOException {
-        out.write(String.format("%-16s%-16s%-16s%s%n", "Offset", "Length", "Mapped to", "File")
-                .getBytes(StandardCharsets.US_ASCII));
+    static int printHuman(BlockDevice.ExtentStream extents, PrintWriter out) throws IOException {
+        out.print(String.format("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File"));
         Extent held = null;
         for (Extent e = extents.next(); e != null; e = extents.next()) {
             if (e.data() && !e.hasHostOffset()) {
@@ -113,12 +117,12 @@ final class MapCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static void flushHuman(Extent e, OutputStream out) throws IOException {
+    private static void flushHuman(Extent e, PrintWriter out) throws IOException {
         if (e == null) {
             return;
         }
-        out.write(String.format("%-16s%-16s%-16s%s%n", hex(e.start()), hex(e.length()), hex(e.hostOffset()),
-                e.hostFile()).getBytes(StandardCharsets.UTF_8));
+        out.print(String.format("%-16s%-16s%-16s%s\n", hex(e.start()), hex(e.length()), hex(e.hostOffset()),
+                e.hostFile()));
     }
 
     /** C's "%#x": 0 prints as "0", others with the 0x prefix. */
