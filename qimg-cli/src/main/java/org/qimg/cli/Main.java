@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
 /** The qimg command line: subcommands in the spirit of qemu-img. */
 @Command(name = "qimg", mixinStandardHelpOptions = true, version = "qimg 0.1.0",
         description = "Inspect, map and convert qcow2 images and their backing chains.",
-        subcommands = {MapCommand.class, SeekCommand.class, IoCommand.class, ResizeCommand.class,
+        subcommands = {InfoCommand.class, MapCommand.class, SeekCommand.class, IoCommand.class, ResizeCommand.class,
                 BenchCommand.class})
 public final class Main implements Runnable {
 
