@@ -1,0 +1,132 @@
+package org.qimg.cli;
+
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import org.qimg.BlockDevice;
+import org.qimg.ImageException;
+import org.qimg.image.ChainDevice;
+import org.qimg.image.Layer;
+import org.qimg.image.Qcow2Layer;
+import org.qimg.image.RawLayer;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code qimg convert -O raw}: writes the content of an image and its backing chain to a raw file. The
+ * output is sparse: ranges the map calls zero are never read nor written, and all-zero blocks inside
+ * data are skipped too. Like qemu-img (whose target cache mode for convert is "unsafe") it does not
+ * fsync the output.
+ */
+@Command(name = "convert", description = "Copy the content of an image (and its backing chain) to a sparse raw file.")
+final class ConvertCommand implements Callable<Integer> {
+    /** qemu-img's bounds for -S: whole sectors, at most 16 MiB. */
+    private static final long MAX_SPARSE = 16L << 20;
+
+    @Option(names = "-f", paramLabel = "FMT", description = "source format (qcow2 or raw); probed if absent")
+    String format;
+
+    @Option(names = "-O", paramLabel = "FMT", defaultValue = "raw", description = "output format; only raw for now")
+    String outputFormat;
+
+    @Option(names = {"-p", "--progress"}, description = "show progress on standard error")
+    boolean progress;
+
+    @Option(names = {"-q", "--quiet"}, description = "quiet mode (no progress)")
+    boolean quiet;
+
+    @Option(names = "-S", paramLabel = "SIZE", defaultValue = "4k",
+            description = "skip all-zero blocks of this size inside data (default 4k; 0 writes all data)")
+    String sparseSize;
+
+    @Option(names = "--debug", hidden = true)
+    boolean debug;
+
+    @Parameters(index = "0", paramLabel = "SRC")
+    String source;
+
+    @Parameters(index = "1", paramLabel = "DST")
+    String target;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() throws IOException {
+        switch (outputFormat) {
+            case "raw" -> { }
+            case "qcow2" -> throw new IllegalArgumentException("convert -O qcow2 is not supported yet; use -O raw");
+            default -> throw new IllegalArgumentException("Unknown file format '" + outputFormat + "'");
+        }
+        long sparse = Sizes.parse(sparseSize, "buffer size for sparse output");
+        if (sparse % 512 != 0 || sparse > MAX_SPARSE) {
+            throw new IllegalArgumentException("Invalid buffer size for sparse output specified. Valid sizes are "
+                    + "multiples of 512 up to 16M. Select 0 to disable sparse detection (fully allocates output).");
+        }
+        try (BlockDevice device = Cli.open(source, format)) {
+            Path out = Path.of(target);
+            refuseChainMember(device, out);
+            Progress bar = new Progress(spec.commandLine().getErr(), progress && !quiet, 1f);
+            boolean regular = !Files.exists(out) || Files.isRegularFile(out);
+            try (RandomAccessFile file = create(out); FileChannel channel = file.getChannel()) {
+                if (regular) {
+                    // Truncate, then extend: the whole file starts as one hole.
+                    file.setLength(0);
+                    file.setLength(device.size());
+                }
+                new RawCopy(device, channel, regular, (int) sparse, bar).run();
+            }
+            bar.end();
+        }
+        return 0;
+    }
+
+    private RandomAccessFile create(Path out) throws IOException {
+        if (Files.isDirectory(out)) {
+            throw new ImageException("Could not create '" + target + "': Is a directory");
+        }
+        try {
+            return new RandomAccessFile(out.toFile(), "rw");
+        } catch (FileNotFoundException e) {
+            // The JDK says "name (reason)"; keep the reason.
+            String message = e.getMessage() == null ? "" : e.getMessage();
+            int open = message.lastIndexOf(" (");
+            String reason = open >= 0 && message.endsWith(")") ? message.substring(open + 2, message.length() - 1) : message;
+            throw new ImageException("Could not create '" + target + "': " + reason);
+        }
+    }
+
+    /** Truncating the output must never destroy the source: refuse any file of the chain as output. */
+    private void refuseChainMember(BlockDevice device, Path out) throws IOException {
+        if (!Files.exists(out) || !(device instanceof ChainDevice chain)) {
+            return;
+        }
+        List<Path> files = new ArrayList<>();
+        for (Layer layer : chain.layers()) {
+            switch (layer) {
+                case Qcow2Layer q -> {
+                    files.add(q.file().path());
+                    files.add(q.dataFile().path());
+                }
+                case RawLayer r -> files.add(r.file().path());
+            }
+        }
+        for (Path p : files) {
+            if (Files.isSameFile(p, out)) {
+                throw new ImageException("'" + target + "' is a file of the source image ('" + p
+                        + "'); refusing to overwrite it");
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+package org.qimg.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.qimg.testing.Corpus;
+import org.qimg.testing.CorpusImage;
+import org.qimg.testing.QemuMap;
+import org.qimg.testing.Tools;
+
+/**
+ * {@code qimg convert -O raw}: the output reads exactly as the image does (qemu-img compare says so)
+ * and is sparse: every range qemu-img's map calls zero is a hole of the output file.
+ */
+class ConvertCommandTest {
+    @TempDir
+    Path dir;
+
+    static Stream<CorpusImage> images() {
+        return Corpus.get().images().stream();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("images")
+    void copiesContentAndLeavesHoles(CorpusImage image) throws IOException {
+        Path out = dir.resolve(image.name() + ".raw");
+        Qimg.Result r = Qimg.run("convert", "-f", image.format(), "-O", "raw", image.path().toString(), out.toString());
+        assertThat(r.err()).isEmpty();
+        assertThat(r.out()).isEmpty();
+        assertThat(r.exitCode()).isZero();
+
+        List<QemuMap.Entry> source = QemuMap.of(image);
+        long size = source.stream().mapToLong(QemuMap.Entry::end).max().orElse(0);
+        assertThat(Files.size(out)).isEqualTo(size);
+
+        Qimg.Result same = Qimg.qemuImg("compare", "-f", "raw", "-F", image.format(), out.toString(),
+                image.path().toString());
+        assertThat(same.out()).isEqualTo("Images are identical.\n");
+        assertThat(same.exitCode()).isZero();
+
+        // The output's own map, from lseek(SEEK_DATA/SEEK_HOLE): no data where the source has a hole,
+        // to the file system's block: a hole can only cover whole blocks of the file.
+        long block = Long.parseLong(Tools.run("stat", "-c", "%o", out.toString()).strip());
+        List<QemuMap.Entry> output = QemuMap.parse(Tools.run("qemu-img", "map", "--output=json", "-f", "raw",
+                out.toString()));
+        for (QemuMap.Entry hole : source.stream().filter(QemuMap.Entry::zero).toList()) {
+            long from = (hole.start() + block - 1) / block * block;
+            long to = hole.end() / block * block;
+            if (from >= to) {
+                continue;
+            }
+            for (QemuMap.Entry e : output) {
+                if (e.start() < to && from < e.end()) {
+                    assertThat(e.data()).as("output data at %d+%d inside the source hole %s", e.start(), e.length(), hole)
+                            .isFalse();
+                }
+            }
+        }
+    }
+
+    @Test
+    void progressGoesToStandardError() {
+        CorpusImage image = Corpus.get().image("chain-3");
+        Path out = dir.resolve("progress.raw");
+        Qimg.Result r = Qimg.run("convert", "-p", "-O", "raw", image.path().toString(), out.toString());
+        assertThat(r.exitCode()).isZero();
+        assertThat(r.out()).isEmpty();
+        assertThat(r.err()).startsWith("    (0.00/100%)\r").endsWith("    (100.00/100%)\r\n");
+        assertThat(r.err()).matches("(    \\(\\d{1,3}\\.\\d\\d/100%\\)\\r)+\\n");
+    }
+
+    @Test
+    void overwritesAnExistingFileAndSetsItsLength() throws IOException {
+        CorpusImage image = Corpus.get().image("v3-64k-mixed");
+        Path out = dir.resolve("existing.raw");
+        Files.write(out, new byte[20 << 20]);
+        assertThat(Qimg.run("convert", image.path().toString(), out.toString()).exitCode()).isZero();
+        assertThat(Files.size(out)).isEqualTo(8 << 20);
+        assertThat(Qimg.qemuImg("compare", "-F", "raw", image.path().toString(), out.toString()).exitCode()).isZero();
+    }
+
+    @Test
+    void sparseSizeZeroWritesAllData() {
+        CorpusImage image = Corpus.get().image("prealloc-full");
+        Path dense = dir.resolve("dense.raw");
+        Path sparse = dir.resolve("sparse.raw");
+        assertThat(Qimg.run("convert", "-S", "0", image.path().toString(), dense.toString()).exitCode()).isZero();
+        assertThat(Qimg.run("convert", image.path().toString(), sparse.toString()).exitCode()).isZero();
+        // Preallocated clusters are data that reads as zeroes: -S 0 writes them, the default skips them.
+        assertThat(allocated(dense)).isGreaterThan(allocated(sparse));
+        assertThat(Qimg.qemuImg("compare", "-f", "raw", "-F", "raw", dense.toString(), sparse.toString()).exitCode())
+                .isZero();
+    }
+
+    /** Bytes the file occupies on disk (st_blocks * 512). */
+    private static long allocated(Path file) {
+        return Long.parseLong(Tools.run("stat", "-c", "%b", file.toString()).strip()) * 512;
+    }
+
+    @Test
+    void refusesToOverwriteItsSource() throws IOException {
+        CorpusImage image = Corpus.get().image("chain-3");
+        byte[] before = Files.readAllBytes(Corpus.get().image("chain-2").path());
+        Qimg.Result r = Qimg.run("convert", image.path().toString(), Corpus.get().image("chain-2").path().toString());
+        assertThat(r.exitCode()).isEqualTo(1);
+        assertThat(r.err()).startsWith("qimg: ").contains("refusing to overwrite it");
+        assertThat(Files.readAllBytes(Corpus.get().image("chain-2").path())).isEqualTo(before);
+    }
+
+    @Test
+    void badInputIsOneLine() throws IOException {
+        String image = Corpus.get().image("v3-4k").path().toString();
+        Path folder = Files.createDirectory(dir.resolve("folder"));
+        for (String[] args : new String[][] {
+                {"convert", "-O", "qcow2", image, dir.resolve("a.qcow2").toString()},
+                {"convert", "-O", "vmdk", image, dir.resolve("a.vmdk").toString()},
+                {"convert", "-S", "1000", image, dir.resolve("b.raw").toString()},
+                {"convert", "-S", "32M", image, dir.resolve("b.raw").toString()},
+                {"convert", "-f", "qcow3", image, dir.resolve("c.raw").toString()},
+                {"convert", dir.resolve("missing.qcow2").toString(), dir.resolve("d.raw").toString()},
+                {"convert", image, dir.resolve("no/such/folder/e.raw").toString()},
+                {"convert", image, folder.toString()},
+                {"convert", image},
+        }) {
+            Qimg.Result r = Qimg.run(args);
+            assertThat(r.exitCode()).as(String.join(" ", args)).isEqualTo(1);
+            assertThat(r.out()).isEmpty();
+            assertThat(r.err()).startsWith("qimg: ").endsWith("\n").doesNotContain("\tat ");
+            assertThat(r.err().lines()).hasSize(1);
+        }
+        assertThat(Qimg.run("convert", "-O", "qcow2", image, dir.resolve("a.qcow2").toString()).err())
+                .isEqualTo("qimg: convert -O qcow2 is not supported yet; use -O raw\n");
+        assertThat(dir.resolve("a.qcow2")).doesNotExist();
+        assertThat(Qimg.run("convert", image, dir.resolve("no/such/folder/e.raw").toString()).err())
+                .isEqualTo("qimg: Could not create '" + dir.resolve("no/such/folder/e.raw") + "': No such file or directory\n");
+    }
+}
