@@ -12,7 +12,7 @@ import picocli.CommandLine.Command;
 @Command(name = "qimg", mixinStandardHelpOptions = true, version = "qimg 0.1.0",
         description = "Inspect, map and convert qcow2 images and their backing chains.",
         subcommands = {InfoCommand.class, MapCommand.class, SeekCommand.class, IoCommand.class, ResizeCommand.class,
-                BenchCommand.class, ConvertCommand.class})
+                BenchCommand.class, ConvertCommand.class, CompareCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
@@ -54,7 +54,8 @@ public final class Main implements Runnable {
         cl.setParameterExceptionHandler((e, args2) -> {
             err.println("qimg: " + oneLine(e));
             err.flush();
-            return 1;
+            // compare's exit code 1 means "the images differ": a usage error there is an error (2).
+            return e.getCommandLine().getCommand() instanceof CompareCommand ? CompareCommand.EXIT_ERROR : 1;
         });
         int code = cl.execute(args);
         out.flush();
