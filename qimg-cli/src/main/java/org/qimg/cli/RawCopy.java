@@ -6,6 +6,8 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.qimg.BlockDevice;
 import org.qimg.Extent;
@@ -29,6 +31,11 @@ final class RawCopy {
     private final boolean zeroInitialized;
     private final int sparseSize;
     private final Progress progress;
+    /**
+     * Tells the reader to stop when the writer gives up. Not an interrupt: interrupting a thread in
+     * FileChannel I/O closes the channel, and the source's channels belong to the device.
+     */
+    private final AtomicBoolean cancelled = new AtomicBoolean();
 
     /** A filled buffer (data), a range to leave as zeroes ({@code buffer == null}), the end, or a failure. */
     private record Chunk(long guestOffset, long length, ByteBuffer buffer, Throwable failure, boolean end) {
@@ -75,7 +82,7 @@ final class RawCopy {
             Thread.currentThread().interrupt();
             throw new InterruptedIOException("convert interrupted");
         } finally {
-            reader.interrupt();
+            cancelled.set(true);
             try {
                 reader.join();
             } catch (InterruptedException e) {
@@ -88,27 +95,60 @@ final class RawCopy {
     /** The reader thread: walks the map, reads data extents chunk by chunk, hands them over in order. */
     private void read(BlockingQueue<ByteBuffer> free, BlockingQueue<Chunk> filled) {
         try {
-            try {
-                BlockDevice.ExtentStream extents = source.map(0, source.size());
-                for (Extent e = extents.next(); e != null; e = extents.next()) {
-                    if (e.zero()) {
-                        filled.put(new Chunk(e.start(), e.length(), null, null, false));
-                        continue;
+            BlockDevice.ExtentStream extents = source.map(0, source.size());
+            for (Extent e = extents.next(); e != null; e = extents.next()) {
+                if (e.zero()) {
+                    if (!hand(filled, new Chunk(e.start(), e.length(), null, null, false))) {
+                        return;
                     }
-                    for (long at = e.start(); at < e.end(); ) {
-                        int n = (int) Math.min(CHUNK, e.end() - at);
-                        ByteBuffer buffer = free.take().clear().limit(n);
-                        source.read(at, buffer);
-                        filled.put(new Chunk(at, n, buffer.flip(), null, false));
-                        at += n;
-                    }
+                    continue;
                 }
-                filled.put(new Chunk(source.size(), 0, null, null, true));
-            } catch (IOException | RuntimeException | Error e) {
-                filled.put(new Chunk(0, 0, null, e, false));
+                for (long at = e.start(); at < e.end(); ) {
+                    int n = (int) Math.min(CHUNK, e.end() - at);
+                    ByteBuffer buffer = take(free);
+                    if (buffer == null) {
+                        return;
+                    }
+                    buffer.clear().limit(n);
+                    source.read(at, buffer);
+                    if (!hand(filled, new Chunk(at, n, buffer.flip(), null, false))) {
+                        return;
+                    }
+                    at += n;
+                }
             }
+            hand(filled, new Chunk(source.size(), 0, null, null, true));
+        } catch (IOException | RuntimeException | Error e) {
+            hand(filled, new Chunk(0, 0, null, e, false));
+        }
+    }
+
+    /** Waits for a free buffer; null once the writer gave up. */
+    private ByteBuffer take(BlockingQueue<ByteBuffer> free) {
+        try {
+            ByteBuffer buffer = null;
+            while (buffer == null && !cancelled.get()) {
+                buffer = free.poll(50, TimeUnit.MILLISECONDS);
+            }
+            return buffer;
         } catch (InterruptedException e) {
-            // The writer gave up (it failed or finished); nothing is waiting for more chunks.
+            Thread.currentThread().interrupt();
+            return null;
+        }
+    }
+
+    /** Hands a chunk to the writer; false once the writer gave up. */
+    private boolean hand(BlockingQueue<Chunk> filled, Chunk chunk) {
+        try {
+            while (!cancelled.get()) {
+                if (filled.offer(chunk, 50, TimeUnit.MILLISECONDS)) {
+                    return true;
+                }
+            }
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
         }
     }
 

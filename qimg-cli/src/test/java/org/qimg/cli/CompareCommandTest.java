@@ -145,6 +145,17 @@ class CompareCommandTest {
                 Corpus.get().dir().resolve("long-base.qcow2").toString());
     }
 
+    /** A damaged L2 entry: the map fails (exit 3), as qemu-img's block status does. */
+    @Test
+    void damagedImageExitsWithThree() throws IOException {
+        Path bad = Qimg.damagedCopy(dir);
+        Path copy = dir.resolve("copy.qcow2");
+        Files.copy(bad, copy);
+        Qimg.Result r = assertSameAsQemu("compare", "-f", "qcow2", "-F", "qcow2", copy.toString(), bad.toString());
+        assertThat(r.exitCode()).isEqualTo(3);
+        assertThat(r.err()).startsWith("qimg: Sector allocation test failed for " + copy + ": ");
+    }
+
     @Test
     void quietPrintsNothing() {
         CorpusImage image = Corpus.get().image("v3-4k");

@@ -117,6 +117,17 @@ class ConvertCommandTest {
     }
 
     @Test
+    void damagedSourceFailsInOneLine() throws IOException {
+        Path bad = Qimg.damagedCopy(dir);
+        Path out = dir.resolve("out.raw");
+        Qimg.Result r = Qimg.run("convert", "-p", "-O", "raw", bad.toString(), out.toString());
+        assertThat(r.exitCode()).isEqualTo(1).isEqualTo(Qimg.qemuImg("convert", "-O", "raw", bad.toString(),
+                dir.resolve("qemu.raw").toString()).exitCode());
+        assertThat(r.err()).doesNotContain("\tat ").contains("qimg: " + bad + ": cluster offset 0x10200 unaligned")
+                .endsWith(")\n");
+    }
+
+    @Test
     void badInputIsOneLine() throws IOException {
         String image = Corpus.get().image("v3-4k").path().toString();
         Path folder = Files.createDirectory(dir.resolve("folder"));
