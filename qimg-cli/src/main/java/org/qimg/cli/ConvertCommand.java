@@ -79,10 +79,17 @@ final class ConvertCommand implements Callable<Integer> {
             refuseChainMember(device, out);
             Progress bar = new Progress(spec.commandLine().getErr(), progress && !quiet, 1f);
             boolean regular = !Files.exists(out) || Files.isRegularFile(out);
+            if (regular) {
+                // Empty the file through a descriptor of its own: ext4 flushes a file that was
+                // truncated to zero when that descriptor closes (its auto_da_alloc rule), which
+                // would start writing back the whole output at the end of the copy.
+                try (RandomAccessFile file = create(out)) {
+                    file.setLength(0);
+                }
+            }
             try (RandomAccessFile file = create(out); FileChannel channel = file.getChannel()) {
                 if (regular) {
-                    // Truncate, then extend: the whole file starts as one hole.
-                    file.setLength(0);
+                    // Extended, the whole file starts as one hole.
                     file.setLength(device.size());
                 }
                 new RawCopy(device, channel, regular, (int) sparse, bar).run();
