@@ -24,8 +24,9 @@ import picocli.CommandLine.Spec;
  * differing 512-byte sector. Images of different sizes are equal when the longer one reads as zeroes
  * past the shorter one's end. Strict mode also requires equal sizes and equal block status.
  */
-@Command(name = "compare", description = "Check whether two images have the same content "
-        + "(exit 0 identical, 1 different, 2 cannot open, 3 cannot map, 4 cannot read).")
+@Command(name = "compare", mixinStandardHelpOptions = true,
+        description = "Check whether two images have the same content "
+                + "(exit 0 identical, 1 different, 2 cannot open, 3 cannot map, 4 cannot read).")
 final class CompareCommand implements Callable<Integer> {
     static final int EXIT_IDENTICAL = 0;
     static final int EXIT_DIFFERENT = 1;

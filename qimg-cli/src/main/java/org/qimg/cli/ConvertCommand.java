@@ -29,7 +29,8 @@ import picocli.CommandLine.Spec;
  * data are skipped too. Like qemu-img (whose target cache mode for convert is "unsafe") it does not
  * fsync the output.
  */
-@Command(name = "convert", description = "Copy the content of an image (and its backing chain) to a sparse raw file.")
+@Command(name = "convert", mixinStandardHelpOptions = true,
+        description = "Copy the content of an image (and its backing chain) to a sparse raw file.")
 final class ConvertCommand implements Callable<Integer> {
     /** qemu-img's bounds for -S: whole sectors, at most 16 MiB. */
     private static final long MAX_SPARSE = 16L << 20;

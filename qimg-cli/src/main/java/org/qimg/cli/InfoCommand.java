@@ -36,8 +36,9 @@ import picocli.CommandLine.Spec;
  * it. Like qemu-img it does not open the backing file unless {@code --backing-chain} asks for the
  * whole chain, so it also describes an image whose backing file is missing.
  */
-@Command(name = "info", description = "Print the format, sizes, backing file, snapshots and format-specific "
-        + "details of an image (of each image of its chain with --backing-chain).")
+@Command(name = "info", mixinStandardHelpOptions = true,
+        description = "Print the format, sizes, backing file, snapshots and format-specific details of an image "
+                + "(of each image of its chain with --backing-chain).")
 final class InfoCommand implements Callable<Integer> {
     private static final DateTimeFormatter SNAPSHOT_DATE = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
 
