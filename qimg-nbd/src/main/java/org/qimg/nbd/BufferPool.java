@@ -2,6 +2,8 @@ package org.qimg.nbd;
 
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -18,8 +20,8 @@ final class BufferPool {
     private final long budget;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition released = lock.newCondition();
-    @SuppressWarnings("unchecked")
-    private final ArrayDeque<ByteBuffer>[] free = new ArrayDeque[MAX_SHIFT - MIN_SHIFT + 1];
+    /** Released buffers by size class: class i holds buffers of {@code 2^(i + MIN_SHIFT)} bytes. */
+    private final List<ArrayDeque<ByteBuffer>> free = new ArrayList<>();
     private long inUse;
     private long pooled;
 
@@ -28,8 +30,8 @@ final class BufferPool {
             throw new IllegalArgumentException("a budget of " + budget + " bytes cannot hold the largest buffer");
         }
         this.budget = budget;
-        for (int i = 0; i < free.length; i++) {
-            free[i] = new ArrayDeque<>();
+        for (int shift = MIN_SHIFT; shift <= MAX_SHIFT; shift++) {
+            free.add(new ArrayDeque<>());
         }
     }
 
@@ -50,13 +52,13 @@ final class BufferPool {
             while (inUse + capacity > budget) {
                 released.awaitUninterruptibly();
             }
-            ByteBuffer buffer = free[sizeClass].pollFirst();
+            ByteBuffer buffer = free.get(sizeClass).pollFirst();
             if (buffer != null) {
                 pooled -= capacity;
             } else {
-                for (int i = free.length - 1; i >= 0 && inUse + pooled + capacity > budget; i--) {
-                    while (!free[i].isEmpty() && inUse + pooled + capacity > budget) {
-                        free[i].pollFirst(); // left to the garbage collector
+                for (int i = free.size() - 1; i >= 0 && inUse + pooled + capacity > budget; i--) {
+                    while (!free.get(i).isEmpty() && inUse + pooled + capacity > budget) {
+                        free.get(i).pollFirst(); // left to the garbage collector
                         pooled -= 1L << (i + MIN_SHIFT);
                     }
                 }
@@ -80,7 +82,7 @@ final class BufferPool {
         try {
             inUse -= capacity;
             if (inUse + pooled + capacity <= budget) {
-                free[sizeClass].addFirst(buffer);
+                free.get(sizeClass).addFirst(buffer);
                 pooled += capacity;
             }
             released.signalAll();

@@ -21,6 +21,8 @@ import org.qimg.ImageException;
  */
 final class RequestHandler {
     private static final System.Logger LOG = System.getLogger(RequestHandler.class.getName());
+    /** Bounds the chunk headers of one read reply: a run per 512 bytes of a maximal read, and then some. */
+    private static final int MAX_CHUNKS_PER_READ = (Nbd.MAX_BLOCK_SIZE / 512) + 2;
 
     private final Session session;
     private final BlockDevice device;
@@ -94,8 +96,10 @@ final class RequestHandler {
             return;
         }
         List<Run> runs = runs(offset, length);
-        if (request.has(Nbd.CMD_FLAG_DF) && !(runs.size() == 1 && runs.getFirst().hole)) {
+        if ((request.has(Nbd.CMD_FLAG_DF) && !(runs.size() == 1 && runs.getFirst().hole))
+                || runs.size() > MAX_CHUNKS_PER_READ) {
             // "If this flag is set, the server MUST send at most one content chunk": zeroes included.
+            // A range fragmented beyond reason goes the same way: one chunk, holes as zeroes.
             runs = List.of(new Run(offset, length, false));
         }
         ByteBuffer data = null;

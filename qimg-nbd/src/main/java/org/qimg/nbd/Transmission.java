@@ -52,8 +52,13 @@ final class Transmission {
                 }
             }
         } catch (EOFException e) {
-            // The client vanished in the middle of a request: nothing to answer.
+            // The client vanished in the middle of a request: nothing to answer, and replies in
+            // flight need not wait for a reader that may never come.
             LOG.log(Level.DEBUG, () -> connection + ": " + e.getMessage());
+            connection.abort();
+        } catch (ProtocolViolation e) {
+            connection.abort(); // hard disconnect first, so that replies in flight fail at once
+            throw e;
         } finally {
             slots.acquireUninterruptibly(MAX_IN_FLIGHT);
             slots.release(MAX_IN_FLIGHT);
