@@ -36,6 +36,7 @@ public final class NbdServer implements Closeable {
     private static final System.Logger LOG = System.getLogger(NbdServer.class.getName());
     /** How long {@link #close()} lets requests in flight finish before it drops connections. */
     private static final Duration CLOSE_GRACE = Duration.ofSeconds(10);
+    private static final int UNIX_SEND_BUFFER = 2 << 20;
 
     /**
      * @param persistent     keep serving after the last client leaves (qemu-nbd's {@code -t})
@@ -172,6 +173,8 @@ public final class NbdServer implements Closeable {
             }
             if (isInet(channel)) {
                 setNoDelay(channel); // replies are small messages: do not let Nagle hold them back
+            } else {
+                growSendBuffer(channel);
             }
             String name = "nbd-client-" + connectionCount.incrementAndGet();
             Connection[] self = new Connection[1];
@@ -191,6 +194,20 @@ public final class NbdServer implements Closeable {
             return channel.getLocalAddress() instanceof InetSocketAddress;
         } catch (IOException e) {
             return false;
+        }
+    }
+
+    /**
+     * A Unix socket's send buffer defaults to about 200 KiB, less than one read reply of nbdcopy's
+     * or QEMU's usual request sizes: every such reply would park its thread mid-write until the
+     * client drains the socket, with the connection's reply lock held. 2 MiB (the kernel caps it at
+     * net.core.wmem_max) lets a reply leave in one write. TCP tunes its own buffers.
+     */
+    private static void growSendBuffer(SocketChannel channel) {
+        try {
+            channel.setOption(StandardSocketOptions.SO_SNDBUF, UNIX_SEND_BUFFER);
+        } catch (IOException | UnsupportedOperationException e) {
+            LOG.log(Level.DEBUG, () -> "SO_SNDBUF: " + e);
         }
     }
 

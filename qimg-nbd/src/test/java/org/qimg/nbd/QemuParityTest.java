@@ -39,9 +39,10 @@ class QemuParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"v3-64k-mixed", "v3-512b", "ext-64k", "ext-over-backing", "compressed-zstd",
-            "compressed-ext", "short-backing", "chain-3", "mid-short", "chain-mixed", "raw", "raw-odd",
-            "raw-odd-backing", "prealloc-metadata", "data-file", "sparse-1t", "empty"})
+    @ValueSource(strings = {"v3-64k-mixed", "v2-64k", "v3-512b", "v3-2m", "ext-64k", "ext-16k", "ext-over-backing",
+            "compressed-zlib", "compressed-zstd", "compressed-ext", "short-backing", "long-backing", "chain-3",
+            "mid-short", "chain-mixed", "relative-backing", "raw", "raw-odd", "raw-odd-backing", "prealloc-metadata",
+            "prealloc-falloc", "data-file", "snapshots", "odd-size", "sparse-1t", "empty"})
     void servesWhatQemuNbdServes(String name) throws IOException {
         CorpusImage image = Corpus.get().image(name);
         Path qemuSocket = tmp.resolve(name + ".q.sock");
@@ -70,19 +71,20 @@ class QemuParityTest {
     }
 
     @Test
-    void namedExportWithoutAllocationDepth() throws IOException {
+    void namedExportWithDescriptionWithoutAllocationDepth() throws IOException {
         CorpusImage image = Corpus.get().image("chain-3");
         Path qemuSocket = tmp.resolve("named.q.sock");
         Path qimgSocket = tmp.resolve("named.j.sock");
         String expectedInfo;
         String expectedList;
-        try (QemuNbd qemu = QemuNbd.start(image.path(), image.format(), qemuSocket, false, "disk0")) {
+        try (QemuNbd qemu = QemuNbd.start(image.path(), image.format(), qemuSocket, false, "disk0",
+                "a test disk")) {
             expectedInfo = Tools.run("nbdinfo", "--json", NbdUris.unix(qemuSocket, "disk0"))
                     .replace(qemuSocket.toString(), "SOCKET");
             expectedList = Tools.run("nbdinfo", "--list", "--json", NbdUris.unix(qemuSocket))
                     .replace(qemuSocket.toString(), "SOCKET");
         }
-        try (QimgNbd qimg = QimgNbd.start(image, qimgSocket, false, "disk0")) {
+        try (QimgNbd qimg = QimgNbd.start(image, qimgSocket, false, "disk0", "a test disk")) {
             assertThat(Tools.run("nbdinfo", "--json", NbdUris.unix(qimgSocket, "disk0"))
                     .replace(qimgSocket.toString(), "SOCKET")).isEqualTo(expectedInfo);
             assertThat(Tools.run("nbdinfo", "--list", "--json", NbdUris.unix(qimgSocket))

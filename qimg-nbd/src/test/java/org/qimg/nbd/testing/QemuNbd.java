@@ -20,9 +20,14 @@ public final class QemuNbd implements AutoCloseable {
         this.socket = socket;
     }
 
-    /** {@code qemu-nbd -r -t -e 0 [-A] [-x NAME] -k SOCKET -f FORMAT IMAGE}. */
     public static QemuNbd start(Path image, String format, Path socket, boolean allocationDepth, String exportName)
             throws IOException {
+        return start(image, format, socket, allocationDepth, exportName, null);
+    }
+
+    /** {@code qemu-nbd -r -t -e 0 [-A] [-x NAME] [-D DESCRIPTION] -k SOCKET -f FORMAT IMAGE}. */
+    public static QemuNbd start(Path image, String format, Path socket, boolean allocationDepth, String exportName,
+                                String description) throws IOException {
         List<String> command = new ArrayList<>(List.of("timeout", "60", "qemu-nbd", "-r", "-t", "-e", "0"));
         if (allocationDepth) {
             command.add("-A");
@@ -30,6 +35,10 @@ public final class QemuNbd implements AutoCloseable {
         if (exportName != null) {
             command.add("-x");
             command.add(exportName);
+        }
+        if (description != null) {
+            command.add("-D");
+            command.add(description);
         }
         command.addAll(List.of("-k", socket.toString(), "-f", format, image.toString()));
         Files.deleteIfExists(socket);

@@ -26,8 +26,14 @@ public final class QimgNbd implements AutoCloseable {
 
     public static QimgNbd start(CorpusImage image, Path socket, boolean allocationDepth, String exportName)
             throws IOException {
+        return start(image, socket, allocationDepth, exportName, null);
+    }
+
+    public static QimgNbd start(CorpusImage image, Path socket, boolean allocationDepth, String exportName,
+                                String description) throws IOException {
         BlockDevice device = image.open();
-        Export export = new Export(exportName == null ? "" : exportName, null, device, true, allocationDepth, true);
+        Export export = new Export(exportName == null ? "" : exportName, description, device, true, allocationDepth,
+                true);
         return start(export, socket, NbdServer.Settings.defaults().withPersistent(true).withMaxClients(0));
     }
 
