@@ -11,6 +11,8 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.qimg.BlockDevice;
+import org.qimg.Images;
+import org.qimg.OpenOptions;
 import org.qimg.nbd.Export;
 import org.qimg.nbd.NbdServer;
 
@@ -24,7 +26,7 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "serve", description = "Export an image (and its backing chain) over NBD, like qemu-nbd.")
 final class ServeCommand implements Callable<Integer> {
-    @Option(names = {"-r", "--read-only"}, description = "export read-only")
+    @Option(names = {"-r", "--read-only"}, description = "export read-only (else the image is open for writing)")
     boolean readOnly;
 
     @Option(names = {"-k", "--socket"}, paramLabel = "PATH", description = "listen on this Unix socket")
@@ -71,7 +73,11 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("-k cannot be used with -b or -p");
         }
         SocketAddress address = socket != null ? UnixDomainSocketAddress.of(socket) : tcpAddress();
-        BlockDevice device = Cli.open(image, format);
+        if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
+            throw new IllegalArgumentException("Unknown file format '" + format + "'");
+        }
+        // Without -r the image is open for writing, as qemu-nbd's is; its backing images never are.
+        BlockDevice device = Images.open(image, OpenOptions.defaults().withFormat(format).withReadOnly(readOnly));
         AtomicBoolean finished = new AtomicBoolean();
         NbdServer server;
         try {

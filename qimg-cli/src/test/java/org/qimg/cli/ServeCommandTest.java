@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -106,15 +107,20 @@ class ServeCommandTest {
         assertThat(tmp.resolve("s")).doesNotExist();
     }
 
-    /** SIGTERM (Process.destroy) ends a persistent server: connections closed, the socket file removed. */
+    /**
+     * SIGTERM (Process.destroy) ends a persistent, writable server: a write acknowledged before it
+     * is on disk afterwards (flush, close), connections are closed, the socket file is removed.
+     */
     @Test
     void sigtermShutsDownCleanly() throws Exception {
         CorpusImage image = Corpus.get().image("v3-64k-mixed");
+        Path copy = tmp.resolve("served.qcow2");
+        Files.copy(image.path(), copy);
         Path socket = tmp.resolve("term.sock");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> command = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp",
                 System.getProperty("java.class.path"), Main.class.getName(), "serve", "-t", "-e", "0", "-k",
-                socket.toString(), image.path().toString()));
+                socket.toString(), "-f", "qcow2", copy.toString()));
         Process process = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(tmp.resolve("serve.log").toFile()).start();
         try {
@@ -125,6 +131,9 @@ class ServeCommandTest {
             assertThat(socket).as(Files.readString(tmp.resolve("serve.log"))).exists();
             try (NbdTestClient client = NbdTestClient.connect(socket)) {
                 client.go("", true);
+                byte[] data = new byte[65536];
+                Arrays.fill(data, (byte) 0x77);
+                client.expectOk(client.request(0, NbdTestClient.CMD_WRITE, 4 << 20, data.length, data));
                 assertThat(Tools.run("nbdinfo", "--size", NbdUris.unix(socket)).strip()).isEqualTo("8388608");
                 process.destroy();
                 assertThat(process.waitFor(15, TimeUnit.SECONDS)).as("exits on SIGTERM").isTrue();
@@ -132,6 +141,9 @@ class ServeCommandTest {
             }
             assertThat(socket).as("socket file removed").doesNotExist();
             assertThat(Files.readString(tmp.resolve("serve.log"))).doesNotContain("Exception");
+            Tools.run("qemu-img", "check", copy.toString());
+            String read = Tools.run("qemu-io", "-f", "qcow2", "-c", "read -P 0x77 4M 64k", copy.toString());
+            assertThat(read).doesNotContain("Pattern verification failed");
         } finally {
             process.destroyForcibly();
             process.waitFor(5, TimeUnit.SECONDS);

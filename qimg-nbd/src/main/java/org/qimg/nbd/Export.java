@@ -14,7 +14,7 @@ import org.qimg.BlockDevice;
  * @param device          the device; the server reads and writes it and never closes it
  * @param readOnly        refuse writes even when the device accepts them (qemu-nbd's {@code -r})
  * @param allocationDepth offer the qemu:allocation-depth context (qemu-nbd's {@code -A})
- * @param multiConn       advertise NBD_FLAG_CAN_MULTI_CONN when the export is read-only
+ * @param multiConn       advertise NBD_FLAG_CAN_MULTI_CONN (set it when several clients may connect)
  */
 public record Export(String name, String description, BlockDevice device, boolean readOnly,
                      boolean allocationDepth, boolean multiConn) {
@@ -68,8 +68,9 @@ public record Export(String name, String description, BlockDevice device, boolea
      * The transmission flags. Like qemu-nbd 7.2, FLUSH, FUA and CACHE are offered on read-only exports
      * too (they are harmless there: a flush has nothing to do); commands that change the content
      * (TRIM, WRITE_ZEROES, FAST_ZERO) only on a writable device. DF needs structured replies.
-     * CAN_MULTI_CONN is for read-only exports that several clients may share: every connection
-     * reads the one device.
+     * CAN_MULTI_CONN holds for every export of this server: all connections share the one device
+     * (one cache), so a flush on any connection covers the writes of all of them, which is what
+     * the flag promises; qemu-nbd 7.1+ offers it likewise when its export is shared.
      */
     int transmissionFlags(boolean structuredReplies) {
         int flags = Nbd.FLAG_HAS_FLAGS | Nbd.FLAG_SEND_FLUSH | Nbd.FLAG_SEND_FUA | Nbd.FLAG_SEND_CACHE;
@@ -78,11 +79,11 @@ public record Export(String name, String description, BlockDevice device, boolea
         }
         if (writesRefused()) {
             flags |= Nbd.FLAG_READ_ONLY;
-            if (multiConn) {
-                flags |= Nbd.FLAG_CAN_MULTI_CONN;
-            }
         } else {
             flags |= Nbd.FLAG_SEND_TRIM | Nbd.FLAG_SEND_WRITE_ZEROES | Nbd.FLAG_SEND_FAST_ZERO;
+        }
+        if (multiConn) {
+            flags |= Nbd.FLAG_CAN_MULTI_CONN;
         }
         return flags;
     }

@@ -25,10 +25,18 @@ public final class QemuNbd implements AutoCloseable {
         return start(image, format, socket, allocationDepth, exportName, null);
     }
 
-    /** {@code qemu-nbd -r -t -e 0 [-A] [-x NAME] [-D DESCRIPTION] -k SOCKET -f FORMAT IMAGE}. */
     public static QemuNbd start(Path image, String format, Path socket, boolean allocationDepth, String exportName,
                                 String description) throws IOException {
-        List<String> command = new ArrayList<>(List.of("timeout", "60", "qemu-nbd", "-r", "-t", "-e", "0"));
+        return start(image, format, socket, allocationDepth, exportName, description, true);
+    }
+
+    /** {@code qemu-nbd [-r] -t -e 0 [-A] [-x NAME] [-D DESCRIPTION] -k SOCKET -f FORMAT IMAGE}. */
+    public static QemuNbd start(Path image, String format, Path socket, boolean allocationDepth, String exportName,
+                                String description, boolean readOnly) throws IOException {
+        List<String> command = new ArrayList<>(List.of("timeout", "60", "qemu-nbd", "-t", "-e", "0"));
+        if (readOnly) {
+            command.add("-r");
+        }
         if (allocationDepth) {
             command.add("-A");
         }

@@ -5,6 +5,8 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.file.Path;
 
 import org.qimg.BlockDevice;
+import org.qimg.Images;
+import org.qimg.OpenOptions;
 import org.qimg.nbd.Export;
 import org.qimg.nbd.NbdServer;
 import org.qimg.testing.CorpusImage;
@@ -37,6 +39,13 @@ public final class QimgNbd implements AutoCloseable {
         return start(export, socket, NbdServer.Settings.defaults().withPersistent(true).withMaxClients(0));
     }
 
+    /** Serves {@code image} for writing (qemu-nbd without -r, with -t -e 0). */
+    public static QimgNbd startWritable(Path image, String format, Path socket) throws IOException {
+        BlockDevice device = Images.open(image.toString(), OpenOptions.defaults().withFormat(format).writable());
+        Export export = new Export("", null, device, false, false, true);
+        return start(export, socket, NbdServer.Settings.defaults().withPersistent(true).withMaxClients(0));
+    }
+
     /** Serves {@code export}; closing closes its device. */
     public static QimgNbd start(Export export, Path socket, NbdServer.Settings settings) throws IOException {
         try {
@@ -60,10 +69,12 @@ public final class QimgNbd implements AutoCloseable {
         return NbdUris.unix(socket);
     }
 
+    /** Stops the server, flushes and closes the device (what {@code qimg serve} does on SIGTERM). */
     @Override
     public void close() throws IOException {
         try {
             server.close();
+            device.flush();
         } finally {
             device.close();
         }
