@@ -9,7 +9,8 @@ import java.util.concurrent.Semaphore;
 /**
  * The transmission phase of one connection: reads requests in order (and the payload of each
  * NBD_CMD_WRITE), and serves each on its own virtual thread, so that a slow request does not hold up
- * the others; replies leave in completion order. At most {@link #MAX_IN_FLIGHT} requests and
+ * the others; replies leave in completion order. (A request with a small reply that arrives when
+ * nothing else is in flight is served on the reader's thread: see {@link #run}.) At most {@link #MAX_IN_FLIGHT} requests and
  * {@link #BUFFER_BUDGET} bytes of buffers are in flight per connection: past that the reader waits,
  * which pushes back on the client through the socket.
  */
@@ -17,6 +18,8 @@ final class Transmission {
     private static final System.Logger LOG = System.getLogger(Transmission.class.getName());
     static final int MAX_IN_FLIGHT = 64;
     static final long BUFFER_BUDGET = 96L << 20;
+    /** Reads up to this size may be served on the reader thread (see {@link #run}). */
+    private static final int INLINE_READ_BYTES = 64 << 10;
 
     private final WireInput in;
     private final Connection connection;
@@ -43,6 +46,15 @@ final class Transmission {
                     return;
                 }
                 slots.acquireUninterruptibly();
+                if (slots.availablePermits() == MAX_IN_FLIGHT - 1 && !in.hasBuffered() && smallReply(request)) {
+                    // A client that waits for each reply before it sends the next request (nbdinfo
+                    // --map, qemu-img map) gains nothing from a thread per request and pays two
+                    // hand-offs per round trip: serve it here when nothing else is in flight or
+                    // buffered, and the reply is small enough not to wait for a client that is
+                    // still busy sending.
+                    serve(request);
+                    continue;
+                }
                 try {
                     Thread.ofVirtual().name("nbd-request").start(() -> serve(request));
                 } catch (RuntimeException | Error e) {
@@ -63,6 +75,10 @@ final class Transmission {
             slots.acquireUninterruptibly(MAX_IN_FLIGHT);
             slots.release(MAX_IN_FLIGHT);
         }
+    }
+
+    private static boolean smallReply(Request request) {
+        return request.command() != NbdCommand.READ || request.length() <= INLINE_READ_BYTES;
     }
 
     private void serve(Request request) {

@@ -58,6 +58,11 @@ final class WireInput {
         return read(8).getLong();
     }
 
+    /** Whether bytes of a next message are already buffered: the client is pipelining. */
+    boolean hasBuffered() {
+        return buffer.hasRemaining();
+    }
+
     /** Fills {@code dst} to its limit. */
     void readFully(ByteBuffer dst) throws IOException {
         if (buffer.hasRemaining()) {
