@@ -33,6 +33,14 @@ public final class HostFile implements Closeable {
         this.writable = writable;
     }
 
+    /**
+     * Takes QEMU-compatible image locks: a reader keeps writers away, a writer keeps readers and
+     * writers away, across processes (qemu-img, qemu-nbd, qimg alike). Released on close.
+     */
+    public void lock() throws IOException {
+        ImageLock.acquire(fd, name, writable);
+    }
+
     /** Opens {@code path} for reading; {@code name} is how messages and maps call it. */
     public static HostFile openReadOnly(Path path, String name) throws IOException {
         return open(path, name, false);

@@ -54,6 +54,9 @@ public final class ChainOpener {
                 HostFile file = top && !options.readOnly() ? HostFile.openReadWrite(path, currentName)
                         : HostFile.openReadOnly(path, currentName);
                 opened.add(file);
+                if (!options.forceShare()) {
+                    file.lock();
+                }
                 ByteBuffer first = readHead(file);
                 String format = currentFormat != null ? currentFormat : probe(first, currentName);
                 if (format.equals("raw")) {
