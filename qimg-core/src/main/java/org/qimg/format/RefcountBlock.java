@@ -33,25 +33,43 @@ public final class RefcountBlock {
         };
     }
 
-    /** Sets entry {@code index} to {@code value}, which must fit the width. */
+    /** The largest refcount an entry {@code 1 << refcountOrder} bits wide holds (unsigned for 64 bits: -1). */
+    public static long maxValue(int refcountOrder) {
+        checkOrder(refcountOrder);
+        return refcountOrder == 6 ? -1L : (1L << (1 << refcountOrder)) - 1;
+    }
+
+    /**
+     * Sets entry {@code index} of a block whose entries are {@code 1 << refcountOrder} bits wide. For 64-bit
+     * entries {@code value} is unsigned (any long); narrower entries refuse a negative value or one that
+     * does not fit.
+     */
     public static void set(MemorySegment block, int index, int refcountOrder, long value) {
-        int bits = 1 << refcountOrder;
-        if (value < 0 || (bits < 64 && value >>> bits != 0)) {
-            throw new IllegalArgumentException("refcount " + value + " does not fit " + bits + " bits");
+        checkOrder(refcountOrder);
+        if (refcountOrder < 6 && (value < 0 || value > maxValue(refcountOrder))) {
+            throw new IllegalArgumentException("refcount " + value + " does not fit in " + (1 << refcountOrder)
+                    + " bits");
         }
         switch (refcountOrder) {
             case 0, 1, 2 -> {
+                int bits = 1 << refcountOrder;
                 int perByte = 8 / bits;
+                long byteIndex = index / perByte;
                 int shift = (index % perByte) * bits;
                 int mask = ((1 << bits) - 1) << shift;
-                int b = block.get(ValueLayout.JAVA_BYTE, index / perByte) & 0xFF;
-                block.set(ValueLayout.JAVA_BYTE, index / perByte, (byte) ((b & ~mask) | ((int) value << shift)));
+                int old = block.get(ValueLayout.JAVA_BYTE, byteIndex) & 0xFF;
+                block.set(ValueLayout.JAVA_BYTE, byteIndex, (byte) ((old & ~mask) | ((int) value << shift)));
             }
             case 3 -> block.set(ValueLayout.JAVA_BYTE, index, (byte) value);
             case 4 -> block.set(BE_SHORT, 2L * index, (short) value);
             case 5 -> block.set(BE_INT, 4L * index, (int) value);
-            case 6 -> block.set(BE_LONG, 8L * index, value);
-            default -> throw new IllegalArgumentException("refcount_order " + refcountOrder);
+            default -> block.set(BE_LONG, 8L * index, value);
+        }
+    }
+
+    private static void checkOrder(int refcountOrder) {
+        if (refcountOrder < 0 || refcountOrder > 6) {
+            throw new IllegalArgumentException("refcount_order " + refcountOrder);
         }
     }
 }
