@@ -12,7 +12,8 @@ import picocli.CommandLine.Command;
 @Command(name = "qimg", mixinStandardHelpOptions = true, version = "qimg 0.1.0",
         description = "Inspect, map and convert qcow2 images and their backing chains.",
         subcommands = {InfoCommand.class, MapCommand.class, SeekCommand.class, IoCommand.class, ResizeCommand.class,
-                BenchCommand.class, ConvertCommand.class, CompareCommand.class, ServeCommand.class})
+                BenchCommand.class, ConvertCommand.class, CompareCommand.class, ServeCommand.class,
+                CreateCommand.class, CheckCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec

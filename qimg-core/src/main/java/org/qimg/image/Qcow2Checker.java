@@ -20,6 +20,7 @@ import org.qimg.ImageException;
 import org.qimg.format.L2Entry;
 import org.qimg.format.Qcow2Header;
 import org.qimg.format.RefcountBlock;
+import org.qimg.host.Fallocate;
 
 /**
  * qemu-img check for qcow2 (QEMU 7.2's qcow2_co_check): rebuilds every host cluster's refcount from
@@ -61,21 +62,94 @@ public final class Qcow2Checker {
      *                        cannot be opened as qcow2
      */
     public static CheckResult check(Path image, Repair repair, Consumer<String> messages) throws IOException {
-        CheckResult first;
-        try (Pass pass = new Pass(image, repair, messages)) {
-            first = pass.run();
+        try (Session session = new Session(image, repair != Repair.NONE, messages)) {
+            CheckResult first = new Pass(session, repair).run();
+            if (!first.repaired()) {
+                return first;
+            }
+            if (session.fatal) {
+                // QEMU made the image unusable when it marked it corrupt: the second check cannot run.
+                throw failed("No medium found");
+            }
+            CheckResult again = new Pass(session, Repair.NONE).run();
+            return new CheckResult(again.checkErrors(), again.corruptions(), again.leaks(), first.corruptionsFixed(),
+                    first.leaksFixed(), again.imageEndOffset(), again.totalClusters(), again.allocatedClusters(),
+                    again.fragmentedClusters(), again.compressedClusters());
         }
-        if (!first.repaired()) {
-            return first;
-        }
-        CheckResult again;
-        try (Pass pass = new Pass(image, Repair.NONE, messages)) {
-            again = pass.run();
-        }
-        return new CheckResult(again.checkErrors(), again.corruptions(), again.leaks(), first.corruptionsFixed(),
-                first.leaksFixed(), again.imageEndOffset(), again.totalClusters(), again.allocatedClusters(),
-                again.fragmentedClusters(), again.compressedClusters());
     }
+
+    /**
+     * What lives as long as QEMU keeps the image open across qemu-img's check and re-check: the file,
+     * the refcount blocks a repair changed (written back when the image is closed, as QEMU's refcount
+     * cache is), and whether a corruption was signalled.
+     */
+    private static final class Session implements AutoCloseable {
+        final Path path;
+        final boolean writable;
+        final Consumer<String> out;
+        final FileChannel file;
+        /** Changed refcount blocks by host offset, in the order they were first changed. */
+        final java.util.LinkedHashMap<Long, MemorySegment> dirtyBlocks = new java.util.LinkedHashMap<>();
+        boolean signalled;
+        /** A fatal corruption was signalled: QEMU marked the image corrupt and stopped using it. */
+        boolean fatal;
+        /** The pass whose view of the metadata QEMU holds in memory when it closes the image. */
+        Pass view;
+
+        Session(Path path, boolean writable, Consumer<String> out) throws IOException {
+            this.path = path;
+            this.writable = writable;
+            this.out = out;
+            String name = path.toString();
+            if (Files.isDirectory(path)) {
+                throw new ImageException("Could not open '" + name + "': Is a directory");
+            }
+            try {
+                file = writable ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
+                        : FileChannel.open(path, StandardOpenOption.READ);
+            } catch (NoSuchFileException e) {
+                throw new ImageException("Could not open '" + name + "': No such file or directory");
+            } catch (AccessDeniedException e) {
+                throw new ImageException("Could not open '" + name + "': Permission denied");
+            }
+        }
+
+        /** qcow2_close: the changed refcount blocks are written back, each after QEMU's overlap check. */
+        @Override
+        public void close() throws IOException {
+            try {
+                if (writable && !fatal && view != null) {
+                    for (var dirty : dirtyBlocks.entrySet()) {
+                        long offset = dirty.getKey();
+                        String overlap = view.overlap(offset, view.clusterSize, OL_REFCOUNT_BLOCK);
+                        if (overlap != null) {
+                            view.signalCorruption("Preventing invalid write on metadata (overlaps with " + overlap + ")");
+                            continue;
+                        }
+                        view.write(offset, dirty.getValue().asByteBuffer());
+                    }
+                    if (!fatal) {
+                        view.markClean();
+                    }
+                }
+                if (writable) {
+                    file.force(true);
+                }
+            } finally {
+                file.close();
+            }
+        }
+    }
+
+    /** QEMU's metadata-overlap kinds (qcow2.h, QCOW2_OL_*), in its order, and their names. */
+    static final int OL_MAIN_HEADER = 1;
+    static final int OL_ACTIVE_L1 = 1 << 1;
+    static final int OL_ACTIVE_L2 = 1 << 2;
+    static final int OL_REFCOUNT_TABLE = 1 << 3;
+    static final int OL_REFCOUNT_BLOCK = 1 << 4;
+    static final int OL_SNAPSHOT_TABLE = 1 << 5;
+    static final int OL_INACTIVE_L1 = 1 << 6;
+    static final int OL_BITMAP_DIRECTORY = 1 << 8;
 
     /** An entry of the snapshot table that matters for refcounts. */
     private record Snapshot(String id, String name, long l1Offset, long l1Size) {
@@ -106,13 +180,24 @@ public final class Qcow2Checker {
         }
     }
 
+    /** C's "%#x": "0" for zero, "0x…" otherwise. */
+    static String hex(long value) {
+        return value == 0 ? "0" : "0x" + Long.toHexString(value);
+    }
+
     /** Thrown where QEMU's check returns an error code: the check did not complete. */
     private static ImageException failed(String reason) {
         return new ImageException("Check failed: " + reason);
     }
 
+    /** A failed check whose cause QEMU reports on a line of its own before "Check failed". */
+    private static ImageException failed(String reason, String cause) {
+        return new ImageException("Check failed: " + reason, new ImageException(cause));
+    }
+
     /** One run of qcow2_co_check_locked over the file. */
-    private static final class Pass implements AutoCloseable {
+    private static final class Pass {
+        private final Session session;
         private final Path path;
         private final Repair fix;
         private final Consumer<String> out;
@@ -130,6 +215,7 @@ public final class Qcow2Checker {
         private final long[] activeL1;
         private long[] reftable;
         private long reftableOffset;
+        private long incompatibleFeatures;
 
         private List<Snapshot> snapshots = List.of();
         private long snapshotsSize;
@@ -139,74 +225,56 @@ public final class Qcow2Checker {
 
         private final RefcountArray computed = new RefcountArray();
         private long nbClusters;
+        /** The length of the file, as QEMU's bdrv_getlength answers during the check. */
+        private long fileLength;
         private Counts res = new Counts();
         private long highestCluster;
         private boolean rebuild;
-        private boolean corruptionSignalled;
 
-        /** The refcount block last read, by refcount table index. */
+        /** The refcount block last read from the file, by refcount table index. */
         private long cachedBlockIndex = -1;
         private MemorySegment cachedBlock;
 
-        Pass(Path path, Repair fix, Consumer<String> out) throws IOException {
-            this.path = path;
+        Pass(Session session, Repair fix) throws IOException {
+            this.session = session;
+            this.path = session.path;
             this.fix = fix;
-            this.out = out;
+            this.out = session.out;
+            this.file = session.file;
             String name = path.toString();
-            if (Files.isDirectory(path)) {
-                throw new ImageException("Could not open '" + name + "': Is a directory");
+            long size = file.size();
+            ByteBuffer first = read(0, (int) Math.min(size, 1L << Qcow2Header.MAX_CLUSTER_BITS));
+            if (!Qcow2Header.hasMagic(first)) {
+                throw new ImageException("'" + name + "': not a qcow2 image (no qcow2 magic)");
             }
-            try {
-                file = fix == Repair.NONE ? FileChannel.open(path, StandardOpenOption.READ)
-                        : FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
-            } catch (NoSuchFileException e) {
-                throw new ImageException("Could not open '" + name + "': No such file or directory");
-            } catch (AccessDeniedException e) {
-                throw new ImageException("Could not open '" + name + "': Permission denied");
-            }
-            try {
-                long size = file.size();
-                ByteBuffer first = read(0, (int) Math.min(size, 1L << Qcow2Header.MAX_CLUSTER_BITS));
-                if (!Qcow2Header.hasMagic(first)) {
-                    throw new ImageException("'" + name + "': not a qcow2 image (no qcow2 magic)");
-                }
-                // Like QEMU, tables may reach past the end of the file: they read as zeroes there.
-                header = Qcow2Header.parse(first, Long.MAX_VALUE, name);
-                clusterBits = header.clusterBits();
-                clusterSize = header.clusterSize();
-                refcountOrder = header.refcountOrder();
-                refcountMax = RefcountBlock.maxValue(refcountOrder);
-                refblockBits = clusterBits + 3 - refcountOrder;
-                extendedL2 = header.extendedL2();
-                entryBytes = header.l2EntryBytes();
-                l2Entries = (int) (clusterSize / entryBytes);
-                externalData = header.hasDataFile();
-                activeL1 = readTable(header.l1TableOffset(), header.l1Size());
-                loadReftable(header.refcountTableOffset(), (long) header.refcountTableClusters() * clusterSize / 8);
-                readBitmapsExtension(first);
-            } catch (IOException | RuntimeException e) {
-                file.close();
-                throw e;
-            }
+            // Like QEMU, tables may reach past the end of the file: they read as zeroes there.
+            header = Qcow2Header.parse(first, Long.MAX_VALUE, name);
+            clusterBits = header.clusterBits();
+            clusterSize = header.clusterSize();
+            refcountOrder = header.refcountOrder();
+            refcountMax = RefcountBlock.maxValue(refcountOrder);
+            refblockBits = clusterBits + 3 - refcountOrder;
+            extendedL2 = header.extendedL2();
+            entryBytes = header.l2EntryBytes();
+            l2Entries = (int) (clusterSize / entryBytes);
+            externalData = header.hasDataFile();
+            incompatibleFeatures = header.incompatibleFeatures();
+            activeL1 = readTable(header.l1TableOffset(), header.l1Size());
+            loadReftable(header.refcountTableOffset(), (long) header.refcountTableClusters() * clusterSize / 8);
+            readBitmapsExtension(first);
+            session.view = this;
         }
 
         CheckResult run() throws IOException {
             readSnapshotTable();
             checkRefcounts();
             if (fix != Repair.NONE && res.checkErrors == 0 && res.corruptions == 0) {
-                markCleanAndConsistent();
+                markClean();
+                markConsistent();
             }
             long totalClusters = Math.ceilDiv(header.virtualSize() / 512 * 512, clusterSize);
             return new CheckResult(res.checkErrors, res.corruptions, res.leaks, res.corruptionsFixed, res.leaksFixed,
                     (highestCluster + 1) * clusterSize, totalClusters, res.allocated, res.fragmented, res.compressed);
-        }
-
-        @Override
-        public void close() throws IOException {
-            if (fix != Repair.NONE) {
-                file.force(true);
-            }
-            file.close();
         }
 
         // ---- reading ------------------------------------------------------------------------
@@ -240,11 +308,12 @@ public final class Qcow2Checker {
             cachedBlockIndex = -1;
         }
 
-        private void write(long hostOffset, ByteBuffer src) throws IOException {
+        void write(long hostOffset, ByteBuffer src) throws IOException {
             long at = hostOffset;
             while (src.hasRemaining()) {
                 at += file.write(src, at);
             }
+            fileLength = Math.max(fileLength, at);
         }
 
         private void readBitmapsExtension(ByteBuffer first) throws ImageException {
@@ -289,24 +358,35 @@ public final class Qcow2Checker {
 
         /**
          * Whether the refcount block that holds {@code cluster}'s refcount cannot be read: its table entry
-         * is not cluster aligned (QEMU's qcow2_get_refcount fails with EIO and signals corruption once).
+         * is not cluster aligned (QEMU's qcow2_get_refcount signals a corruption and fails with EIO).
          */
-        private boolean storedUnreadable(long cluster) {
+        private boolean storedUnreadable(long cluster) throws IOException {
             long tableIndex = cluster >>> refblockBits;
             if (tableIndex >= reftable.length) {
                 return false;
             }
             long blockOffset = reftable[(int) tableIndex] & REFT_OFFSET_MASK;
+            if (blockOffset < 0) {
+                return true; // beyond what a file offset can be: the read fails (EIO)
+            }
             if (blockOffset == 0 || (blockOffset & (clusterSize - 1)) == 0) {
                 return false;
             }
-            if (!corruptionSignalled) {
-                corruptionSignalled = true;
-                out.accept("qcow2: Image is corrupt: Refblock offset 0x" + Long.toHexString(blockOffset)
-                        + " unaligned (reftable index: 0x" + Long.toHexString(tableIndex)
-                        + "); further corruption events will be suppressed");
-            }
+            signalCorruption("Refblock offset " + hex(blockOffset) + " unaligned (reftable index: " + hex(tableIndex) + ")");
             return true;
+        }
+
+        /** The refcount block at {@code blockOffset}: as a repair left it, else as the file holds it. */
+        private MemorySegment block(long tableIndex, long blockOffset) throws IOException {
+            MemorySegment dirty = session.dirtyBlocks.get(blockOffset);
+            if (dirty != null) {
+                return dirty;
+            }
+            if (cachedBlockIndex != tableIndex) {
+                cachedBlock = MemorySegment.ofBuffer(read(blockOffset, (int) clusterSize));
+                cachedBlockIndex = tableIndex;
+            }
+            return cachedBlock;
         }
 
         /** The stored refcount of {@code cluster} (unsigned), whose block is readable. */
@@ -319,26 +399,117 @@ public final class Qcow2Checker {
             if (blockOffset == 0) {
                 return 0;
             }
-            if (cachedBlockIndex != tableIndex) {
-                cachedBlock = MemorySegment.ofBuffer(read(blockOffset, (int) clusterSize));
-                cachedBlockIndex = tableIndex;
-            }
-            return RefcountBlock.get(cachedBlock, (int) (cluster & ((1L << refblockBits) - 1)), refcountOrder);
+            return RefcountBlock.get(block(tableIndex, blockOffset), (int) (cluster & ((1L << refblockBits) - 1)),
+                    refcountOrder);
         }
 
-        /** update_refcount to an absolute value: the block exists (its refcount was read as non-zero). */
+        /**
+         * update_refcount to an absolute value (the block exists: its count was read as non-zero). Like
+         * QEMU's refcount cache, the block is written back when the image is closed.
+         */
         private void setStored(long cluster, long value) throws IOException {
             long tableIndex = cluster >>> refblockBits;
             long blockOffset = reftable[(int) tableIndex] & REFT_OFFSET_MASK;
-            stored(cluster);
-            int index = (int) (cluster & ((1L << refblockBits) - 1));
-            RefcountBlock.set(cachedBlock, index, refcountOrder, value);
-            // Write the bytes that hold the entry: one byte for narrow entries, the entry otherwise.
-            long bits = 1L << refcountOrder;
-            long byteStart = index * bits / 8;
-            int byteLength = (int) Math.max(1, bits / 8);
-            ByteBuffer bytes = cachedBlock.asSlice(byteStart, byteLength).asByteBuffer();
-            write(blockOffset + byteStart, bytes);
+            MemorySegment block = session.dirtyBlocks.get(blockOffset);
+            if (block == null) {
+                block = MemorySegment.ofArray(new byte[(int) clusterSize]);
+                block.copyFrom(block(tableIndex, blockOffset));
+                session.dirtyBlocks.put(blockOffset, block);
+            }
+            RefcountBlock.set(block, (int) (cluster & ((1L << refblockBits) - 1)), refcountOrder, value);
+            if (value == 0) {
+                // QEMU discards a cluster a repair frees (QCOW2_DISCARD_ALWAYS): the host file gets a hole.
+                file.force(false);
+                Fallocate.punchHole(path, cluster << clusterBits, clusterSize);
+            }
+        }
+
+        /**
+         * qcow2_signal_corruption. On an image opened for a repair the corruption is fatal: the image is
+         * marked corrupt and QEMU stops using it; read-only, it is only reported. Either way once.
+         */
+        void signalCorruption(String message) throws IOException {
+            boolean fatal = session.writable;
+            if (session.signalled && (!fatal || (incompatibleFeatures & Qcow2Header.INCOMPAT_CORRUPT) != 0)) {
+                return;
+            }
+            if (fatal) {
+                out.accept("qcow2: Marking image as corrupt: " + message + "; further corruption events will be suppressed");
+                incompatibleFeatures |= Qcow2Header.INCOMPAT_CORRUPT;
+                writeFeatures();
+                session.fatal = true;
+            } else {
+                out.accept("qcow2: Image is corrupt: " + message + "; further non-fatal corruption events will be suppressed");
+            }
+            session.signalled = true;
+        }
+
+        /**
+         * qcow2_check_metadata_overlap with QEMU's default checks ("cached"): the name of the metadata
+         * that {@code [hostOffset, hostOffset + size)} would overwrite, or null.
+         */
+        String overlap(long hostOffset, long size, int ignore) {
+            if (size == 0) {
+                return null;
+            }
+            if ((ignore & OL_MAIN_HEADER) == 0 && hostOffset < clusterSize) {
+                return "qcow2_header";
+            }
+            long start = hostOffset & ~(clusterSize - 1);
+            long end = (hostOffset + size + clusterSize - 1) & ~(clusterSize - 1);
+            if ((ignore & OL_ACTIVE_L1) == 0 && activeL1.length > 0
+                    && overlaps(start, end, header.l1TableOffset(), activeL1.length * 8L)) {
+                return "active L1 table";
+            }
+            if ((ignore & OL_REFCOUNT_TABLE) == 0 && reftable.length > 0
+                    && overlaps(start, end, reftableOffset, reftable.length * 8L)) {
+                return "refcount table";
+            }
+            if ((ignore & OL_SNAPSHOT_TABLE) == 0 && overlaps(start, end, header.snapshotsOffset(), snapshotsSize)) {
+                return "snapshot table";
+            }
+            if ((ignore & OL_INACTIVE_L1) == 0) {
+                for (Snapshot sn : snapshots) {
+                    if (sn.l1Size() != 0 && overlaps(start, end, sn.l1Offset(), sn.l1Size() * 8)) {
+                        return "inactive L1 table";
+                    }
+                }
+            }
+            if ((ignore & OL_ACTIVE_L2) == 0) {
+                for (long entry : activeL1) {
+                    long l2 = entry & L1E_OFFSET_MASK;
+                    if (l2 != 0 && overlaps(start, end, l2, clusterSize)) {
+                        return "active L2 table";
+                    }
+                }
+            }
+            if ((ignore & OL_REFCOUNT_BLOCK) == 0) {
+                for (long entry : reftable) {
+                    long block = entry & REFT_OFFSET_MASK;
+                    if (block != 0 && overlaps(start, end, block, clusterSize)) {
+                        return "refcount block";
+                    }
+                }
+            }
+            if ((ignore & OL_BITMAP_DIRECTORY) == 0 && bitmapCount != 0
+                    && overlaps(start, end, bitmapDirectoryOffset, bitmapDirectorySize)) {
+                return "bitmap directory";
+            }
+            return null;
+        }
+
+        private static boolean overlaps(long start, long end, long offset, long size) {
+            return size > 0 && offset < end && start < offset + size;
+        }
+
+        /** qcow2_pre_write_overlap_check: false (after signalling) when the write would hit other metadata. */
+        private boolean mayWrite(long hostOffset, long size, int ignore) throws IOException {
+            String hit = overlap(hostOffset, size, ignore);
+            if (hit == null) {
+                return true;
+            }
+            signalCorruption("Preventing invalid write on metadata (overlaps with " + hit + ")");
+            return false;
         }
 
         // ---- qcow2_check_read_snapshot_table ------------------------------------------------
@@ -388,8 +559,8 @@ public final class Qcow2Checker {
         // ---- qcow2_check_refcounts ----------------------------------------------------------
 
         private void checkRefcounts() throws IOException {
-            long fileSize = file.size();
-            nbClusters = Math.ceilDiv(fileSize, clusterSize);
+            fileLength = file.size();
+            nbClusters = Math.ceilDiv(fileLength, clusterSize);
             if (nbClusters > RefcountArray.MAX_ENTRIES) {
                 res.checkErrors++;
                 throw failed("File too large");
@@ -447,6 +618,13 @@ public final class Qcow2Checker {
             if (size <= 0) {
                 return;
             }
+            // The last cluster may be partly past the end of the file; a cluster or more past it is not.
+            if (hostOffset + size - fileLength >= clusterSize) {
+                out.accept("ERROR: counting reference for region exceeding the end of the file by one cluster or more: "
+                        + "offset 0x" + Long.toHexString(hostOffset) + " size 0x" + Long.toHexString(size));
+                res.corruptions++;
+                return;
+            }
             long first = hostOffset >>> clusterBits;
             long last = (hostOffset + size - 1) >>> clusterBits;
             for (long k = first; k <= last; k++) {
@@ -480,6 +658,11 @@ public final class Qcow2Checker {
                 return;
             }
             inc(l1Offset, l1Size * 8);
+            if (l1Offset < 0) {
+                out.accept("ERROR: I/O error in check_refcounts_l1");
+                res.checkErrors++;
+                throw failed("Input/output error");
+            }
             long[] l1 = active ? activeL1 : readTable(l1Offset, l1Size);
             for (int i = 0; i < l1.length; i++) {
                 long entry = l1[i];
@@ -568,8 +751,7 @@ public final class Qcow2Checker {
                             if (!containsData) {
                                 out.accept((mode.errors() ? "Repairing" : "ERROR") + " offset=" + Long.toHexString(offset)
                                         + ": Preallocated cluster is not properly aligned; L2 entry corrupted.");
-                                if (mode.errors()) {
-                                    zeroL2Entry(l2Offset, i, bitmap);
+                                if (mode.errors() && zeroL2Entry(l2Offset, i, bitmap, active)) {
                                     continue;
                                 }
                             } else {
@@ -601,8 +783,18 @@ public final class Qcow2Checker {
             }
         }
 
-        /** fix_l2_entry_by_zero: a misaligned preallocated cluster becomes a plain zero cluster. */
-        private void zeroL2Entry(long l2Offset, int index, long bitmap) throws IOException {
+        /**
+         * fix_l2_entry_by_zero: a misaligned preallocated cluster becomes a plain zero cluster, unless the
+         * write would hit other metadata, which ends the check.
+         */
+        private boolean zeroL2Entry(long l2Offset, int index, long bitmap, boolean active) throws IOException {
+            long at = l2Offset + (long) index * entryBytes;
+            if (!mayWrite(at, entryBytes, active ? OL_ACTIVE_L2 : 0)) {
+                // QEMU stops the whole check here: something is seriously wrong.
+                out.accept("ERROR: Overlap check failed");
+                res.checkErrors++;
+                throw failed("Input/output error");
+            }
             ByteBuffer b = ByteBuffer.allocate(entryBytes).order(ByteOrder.BIG_ENDIAN);
             if (extendedL2) {
                 long zeroBits = (bitmap | (bitmap << 32)) & ALL_ZEROES;
@@ -610,10 +802,11 @@ public final class Qcow2Checker {
             } else {
                 b.putLong(0, L2Entry.ZERO_FLAG);
             }
-            write(l2Offset + (long) index * entryBytes, b);
+            write(at, b);
             file.force(false);
             res.corruptions--;
             res.corruptionsFixed++;
+            return true;
         }
 
         /** qcow2_check_bitmaps_refcounts: the directory, each bitmap table and the clusters it names. */
@@ -686,15 +879,14 @@ public final class Qcow2Checker {
                     res.corruptions++;
                     out.accept((mode.errors() ? "Repairing" : "ERROR") + " refcount block " + i + " is outside image");
                     if (mode.errors()) {
-                        if (offset + clusterSize > (1L << 56)) {
+                        String failure = Long.compareUnsigned(offset, Long.MAX_VALUE - clusterSize) > 0 ? "Invalid argument"
+                                : growFile(offset + clusterSize);
+                        if (failure != null) {
                             rebuild = true;
-                            out.accept("ERROR could not resize image: Invalid argument");
+                            out.accept("ERROR could not resize image: " + failure);
                             continue;
                         }
-                        if (file.size() < offset + clusterSize) {
-                            file.write(ByteBuffer.allocate(1), offset + clusterSize - 1);
-                        }
-                        growTo(Math.ceilDiv(file.size(), clusterSize));
+                        growTo(Math.ceilDiv(fileLength, clusterSize));
                         res.corruptions--;
                         res.corruptionsFixed++;
                         inc(offset, clusterSize);
@@ -710,6 +902,20 @@ public final class Qcow2Checker {
                         rebuild = true;
                     }
                 }
+            }
+        }
+
+        /** Grows the file sparsely to {@code length} (ftruncate); the reason it could not, or null. */
+        private String growFile(long length) {
+            try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(path.toFile(), "rw")) {
+                if (f.length() < length) {
+                    f.setLength(length);
+                }
+                fileLength = Math.max(fileLength, f.length());
+                return null;
+            } catch (IOException e) {
+                String reason = e.getMessage() == null ? e.toString() : e.getMessage();
+                return reason.contains("File too large") ? "File too large" : reason;
             }
         }
 
@@ -778,7 +984,12 @@ public final class Qcow2Checker {
                             + " l1_entry=" + Long.toHexString(l1Entry) + " refcount=" + Long.toUnsignedString(refcount));
                     if (repair) {
                         activeL1[i] = refcount == 1 ? l1Entry | L2Entry.COPIED : l1Entry & ~L2Entry.COPIED;
-                        write(header.l1TableOffset() + 8L * i, ByteBuffer.allocate(8).putLong(0, activeL1[i]));
+                        long at = header.l1TableOffset() + 8L * i;
+                        if (!mayWrite(at, 8, OL_ACTIVE_L1)) {
+                            res.checkErrors++;
+                            throw failed("Input/output error");
+                        }
+                        write(at, ByteBuffer.allocate(8).putLong(0, activeL1[i]));
                         res.corruptions--;
                         res.corruptionsFixed++;
                     }
@@ -806,6 +1017,11 @@ public final class Qcow2Checker {
                     }
                 }
                 if (dirty > 0) {
+                    if (!mayWrite(l2Offset, clusterSize, OL_ACTIVE_L2)) {
+                        out.accept("ERROR: Could not write L2 table; metadata overlap check failed: Input/output error");
+                        res.checkErrors++;
+                        throw failed("Input/output error");
+                    }
                     write(l2Offset, table.clear());
                     res.corruptions -= dirty;
                     res.corruptionsFixed += dirty;
@@ -856,6 +1072,7 @@ public final class Qcow2Checker {
          * header at it.
          */
         private void rebuildRefcountStructure() throws IOException {
+            session.dirtyBlocks.clear(); // qcow2_cache_empty: QEMU drops its cached refcount blocks
             long[][] onDisk = {new long[0]};
             boolean changed = writeRefblocks(0, nbClusters, onDisk);
             if (!changed) {
@@ -880,6 +1097,10 @@ public final class Qcow2Checker {
             long[] table = onDisk[0];
             ByteBuffer bytes = ByteBuffer.allocate(table.length * 8).order(ByteOrder.BIG_ENDIAN);
             bytes.asLongBuffer().put(table);
+            if (!mayWrite(tableOffset, bytes.capacity(), 0)) {
+                res.checkErrors++;
+                throw failed("Input/output error", "ERROR writing reftable: Input/output error");
+            }
             write(tableOffset, bytes);
             file.force(false);
             ByteBuffer fields = ByteBuffer.allocate(12).order(ByteOrder.BIG_ENDIAN);
@@ -925,6 +1146,10 @@ public final class Qcow2Checker {
                     }
                     onDisk[0][(int) blockIndex] = blockOffset;
                 }
+                if (!mayWrite(blockOffset, clusterSize, 0)) {
+                    res.checkErrors++;
+                    throw failed("Input/output error", "ERROR writing refblock: Input/output error");
+                }
                 byte[] block = new byte[(int) clusterSize];
                 MemorySegment view = MemorySegment.ofArray(block);
                 for (long j = 0; j < blockEntries; j++) {
@@ -965,12 +1190,27 @@ public final class Qcow2Checker {
             return cluster << clusterBits;
         }
 
-        /** qcow2_mark_clean and qcow2_mark_consistent: a repaired image is neither dirty nor corrupt. */
-        private void markCleanAndConsistent() throws IOException {
-            long features = header.incompatibleFeatures();
-            long cleared = features & ~(Qcow2Header.INCOMPAT_DIRTY | Qcow2Header.INCOMPAT_CORRUPT);
-            if (header.version() >= 3 && cleared != features) {
-                write(72, ByteBuffer.allocate(8).putLong(0, cleared));
+        /** qcow2_mark_clean: the dirty bit goes once refcounts are right. */
+        void markClean() throws IOException {
+            if ((incompatibleFeatures & Qcow2Header.INCOMPAT_DIRTY) != 0) {
+                incompatibleFeatures &= ~Qcow2Header.INCOMPAT_DIRTY;
+                writeFeatures();
+            }
+        }
+
+        /** qcow2_mark_consistent: a repaired image is no longer marked corrupt. */
+        private void markConsistent() throws IOException {
+            if ((incompatibleFeatures & Qcow2Header.INCOMPAT_CORRUPT) != 0) {
+                incompatibleFeatures &= ~Qcow2Header.INCOMPAT_CORRUPT;
+                writeFeatures();
+            }
+        }
+
+        /** The incompatible feature bits of the header (a v2 header has none to write). */
+        private void writeFeatures() throws IOException {
+            if (header.version() >= 3) {
+                write(72, ByteBuffer.allocate(8).putLong(0, incompatibleFeatures));
+                file.force(false);
             }
         }
     }

@@ -188,7 +188,7 @@ public final class Qcow2Creator {
     }
 
     /** A name stored in the header, as readers resolve it: relative to the image's folder. */
-    static Path resolve(Path image, String name) {
+    public static Path resolve(Path image, String name) {
         Path p = Path.of(name);
         if (p.isAbsolute()) {
             return p;

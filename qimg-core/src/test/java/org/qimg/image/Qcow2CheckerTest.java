@@ -90,9 +90,11 @@ class Qcow2CheckerTest {
     void agreesWithQemuImgOnDamagedCopies(String name, Kind kind) throws IOException {
         Path image = damagedCopy(name, kind, "");
         QemuCheck.Outcome qemu = QemuCheck.run(image);
-        CheckResult ours = qimg(image, Repair.NONE, new ArrayList<>());
+        List<String> messages = new ArrayList<>();
+        CheckResult ours = qimg(image, Repair.NONE, messages);
         assertThat(ours).isEqualTo(qemu.result());
         assertThat(ours.exitCode()).isEqualTo(qemu.exitCode()).isNotZero();
+        assertThat(messages).isEqualTo(qemu.stderr().lines().toList());
     }
 
     @ParameterizedTest(name = "{0} {1}")
@@ -102,8 +104,10 @@ class Qcow2CheckerTest {
         Path theirs = damagedCopy(name, kind, "-qemu");
         Repair repair = kind == Kind.ZERO_REFCOUNT ? Repair.ALL : Repair.LEAKS;
         QemuCheck.Outcome qemu = QemuCheck.run(theirs, "-r", repair == Repair.ALL ? "all" : "leaks");
-        CheckResult result = qimg(ours, repair, new ArrayList<>());
+        List<String> messages = new ArrayList<>();
+        CheckResult result = qimg(ours, repair, messages);
         assertThat(result).isEqualTo(qemu.result());
+        assertThat(messages).isEqualTo(qemu.stderr().lines().toList());
         assertThat(result.exitCode()).isEqualTo(qemu.exitCode()).isZero();
         // Each checker finds the other's repair clean.
         for (Path repaired : List.of(ours, theirs)) {

@@ -1,0 +1,72 @@
+package org.qimg.image;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import org.qimg.CreateOptions.Preallocation;
+import org.qimg.ImageException;
+import org.qimg.host.Fallocate;
+
+/**
+ * Creates raw images as {@code qemu-img create -f raw} does: the size rounded up to 512 bytes, a
+ * sparse file whose first block is written (QEMU's file driver does that so it can probe the
+ * alignment later), or one whose space is allocated ({@code falloc}) or written with zeroes
+ * ({@code full}).
+ */
+public final class RawCreator {
+    private static final int FIRST_BLOCK = 4096;
+    private static final int ZERO_CHUNK = 1 << 20;
+
+    private RawCreator() {
+    }
+
+    /** Creates (or overwrites) {@code image}; returns the size it got. */
+    public static long create(Path image, long size, Preallocation preallocation) throws IOException {
+        if (size < 0) {
+            throw new ImageException("Image size cannot be negative (size=" + size + ")");
+        }
+        if (size > Long.MAX_VALUE - 511) {
+            throw new ImageException("The image size is too large (size=" + size + ")");
+        }
+        if (preallocation == Preallocation.METADATA) {
+            throw new ImageException("Unsupported preallocation mode 'metadata' for raw images (off, falloc or full)");
+        }
+        long length = (size + 511) & ~511L;
+        if (Files.isDirectory(image)) {
+            throw new ImageException("Could not create '" + image + "': Is a directory");
+        }
+        boolean ok = false;
+        try (RandomAccessFile file = new RandomAccessFile(image.toFile(), "rw")) {
+            file.setLength(0);
+            switch (preallocation) {
+                case FALLOC -> Fallocate.allocate(image, 0, length);
+                case FULL -> {
+                    ByteBuffer zeroes = ByteBuffer.allocate((int) Math.min(ZERO_CHUNK, Math.max(1, length)));
+                    long at = 0;
+                    while (at < length) {
+                        zeroes.clear().limit((int) Math.min(zeroes.capacity(), length - at));
+                        while (zeroes.hasRemaining()) {
+                            at += file.getChannel().write(zeroes, at);
+                        }
+                    }
+                }
+                default -> {
+                    file.setLength(length);
+                    if (length > 0) {
+                        file.write(new byte[(int) Math.min(FIRST_BLOCK, length)]);
+                    }
+                }
+            }
+            file.getChannel().force(false);
+            ok = true;
+        } finally {
+            if (!ok) {
+                Files.deleteIfExists(image);
+            }
+        }
+        return length;
+    }
+}
