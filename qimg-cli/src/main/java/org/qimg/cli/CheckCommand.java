@@ -42,6 +42,9 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "-q", description = "print no report")
     boolean quiet;
 
+    @Option(names = {"-U", "--force-share"}, description = "check without taking the image's locks (no -r)")
+    boolean forceShare;
+
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
@@ -78,7 +81,7 @@ final class CheckCommand implements Callable<Integer> {
         }
         CheckResult result;
         try {
-            result = Qcow2Checker.check(path, mode, message -> {
+            result = Qcow2Checker.check(path, mode, forceShare, message -> {
                 err.println(message);
                 err.flush();
             });

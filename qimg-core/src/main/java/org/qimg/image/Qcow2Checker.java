@@ -21,6 +21,7 @@ import org.qimg.format.L2Entry;
 import org.qimg.format.Qcow2Header;
 import org.qimg.format.RefcountBlock;
 import org.qimg.host.Fallocate;
+import org.qimg.host.HostFile;
 
 /**
  * qemu-img check for qcow2 (QEMU 7.2's qcow2_co_check): rebuilds every host cluster's refcount from
@@ -62,7 +63,19 @@ public final class Qcow2Checker {
      *                        cannot be opened as qcow2
      */
     public static CheckResult check(Path image, Repair repair, Consumer<String> messages) throws IOException {
-        try (Session session = new Session(image, repair != Repair.NONE, messages)) {
+        return check(image, repair, false, messages);
+    }
+
+    /**
+     * As {@link #check(Path, Repair, Consumer)}; the image is locked as QEMU locks it (a reader keeps
+     * writers away, a repair keeps everyone away) unless {@code forceShare} (qemu-img's -U, read-only).
+     */
+    public static CheckResult check(Path image, Repair repair, boolean forceShare, Consumer<String> messages)
+            throws IOException {
+        if (forceShare && repair != Repair.NONE) {
+            throw new ImageException("force-share=on can only be used with read-only images (no repair)");
+        }
+        try (Session session = new Session(image, repair != Repair.NONE, forceShare, messages)) {
             CheckResult first = new Pass(session, repair).run();
             if (!first.repaired()) {
                 return first;
@@ -96,7 +109,10 @@ public final class Qcow2Checker {
         /** The pass whose view of the metadata QEMU holds in memory when it closes the image. */
         Pass view;
 
-        Session(Path path, boolean writable, Consumer<String> out) throws IOException {
+        /** Holds QEMU's image locks for as long as the check runs. */
+        private final HostFile lock;
+
+        Session(Path path, boolean writable, boolean forceShare, Consumer<String> out) throws IOException {
             this.path = path;
             this.writable = writable;
             this.out = out;
@@ -112,6 +128,20 @@ public final class Qcow2Checker {
             } catch (AccessDeniedException e) {
                 throw new ImageException("Could not open '" + name + "': Permission denied");
             }
+            HostFile holder = null;
+            try {
+                holder = writable ? HostFile.openReadWrite(path, name) : HostFile.openReadOnly(path, name);
+                if (!forceShare) {
+                    holder.lock();
+                }
+            } catch (IOException | RuntimeException e) {
+                if (holder != null) {
+                    holder.close();
+                }
+                file.close();
+                throw e;
+            }
+            lock = holder;
         }
 
         /** qcow2_close: the changed refcount blocks are written back, each after QEMU's overlap check. */
@@ -136,7 +166,11 @@ public final class Qcow2Checker {
                     file.force(true);
                 }
             } finally {
-                file.close();
+                try {
+                    file.close();
+                } finally {
+                    lock.close();
+                }
             }
         }
     }
