@@ -101,6 +101,27 @@ class CheckCommandTest {
         assertThat(r.out()).isEmpty();
     }
 
+    /** A crash with lazy refcounts leaves the dirty bit and unwritten refcounts; -r all rebuilds them. */
+    @Test
+    void dirtyImageAfterACrash() throws IOException {
+        Path ours = dir.resolve("dirty-ours.qcow2");
+        Path theirs = dir.resolve("dirty-theirs.qcow2");
+        org.qimg.testing.Tools.run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on",
+                ours.toString(), "8M");
+        // qemu-io's "abort" ends the process the way a crash does: refcounts never written, image dirty.
+        org.qimg.testing.Tools.exec(null, List.of("qemu-io", "-c", "write -P 1 0 1M", "-c", "write -P 2 4M 64k",
+                "-c", "abort", ours.toString()));
+        assertThat(Damage.header(ours).dirty()).isTrue();
+        Files.copy(ours, theirs);
+        assertSameAsQemu("check", ours.toString());
+        Qimg.Result expected = Qimg.qemuImg("check", "-r", "all", theirs.toString());
+        Qimg.Result actual = Qimg.run("check", "-r", "all", ours.toString());
+        assertThat(actual.out()).isEqualTo(expected.out());
+        assertThat(actual.exitCode()).isEqualTo(expected.exitCode()).isZero();
+        assertThat(Files.mismatch(ours, theirs)).isEqualTo(-1);
+        assertThat(Damage.header(ours).dirty()).isFalse();
+    }
+
     @Test
     void quietPrintsNothing() {
         Path image = Corpus.get().image("chain-3").path();

@@ -146,6 +146,60 @@ class Qcow2CreatorTest {
         Tools.run("qemu-img", "check", ours.toString());
     }
 
+    static Stream<org.junit.jupiter.params.provider.Arguments> badOptions() {
+        CreateOptions d = CreateOptions.ofSize(1 << 20);
+        return Stream.of(
+                org.junit.jupiter.params.provider.Arguments.of(d.withClusterSize(1000), "Cluster size must be a power of two"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withClusterSize(4 << 20), "Cluster size must be a power of two"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withRefcountBits(3), "Refcount width must be a power of two"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withRefcountBits(128), "may not exceed 64 bits"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withCompat("0.10").withRefcountBits(8), "Different refcount widths"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withCompat("1.0"), "Parameter 'compat'"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withCompat("0.10").withLazyRefcounts(true), "Lazy refcounts"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withCompat("v2").withExtendedL2(true), "Extended L2 entries"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withExtendedL2(true).withClusterSize(8192), "at least 16384"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withCompressionType("lz4"), "compression_type"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withCompat("0.10").withCompressionType("zstd"), "Non-zlib"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withCompat("0.10").withDataFile("x", false), "External data files"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withDataFile(null, true), "data-file-raw requires data-file"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withBacking("b", null), "without backing format"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withBacking(null, "raw"), "without backing file"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withBacking("b", "nonsense"), "backing_fmt"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withBacking("b", "raw").withPreallocation(Preallocation.FULL),
+                        "if extended_l2 is on"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withBacking("b", "raw").withDataFile("x", true),
+                        "cannot be used at the same time"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withSize(CreateOptions.SIZE_OF_BACKING), "needs a size"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withSize(-5), "cannot be negative"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withClusterSize(512).withSize(2L << 40), "too large"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withBacking("/x".repeat(600), "raw").withSize(1),
+                        "at most 1023"),
+                org.junit.jupiter.params.provider.Arguments.of(d.withClusterSize(512).withBacking("y".repeat(400), "raw"),
+                        "more than the cluster size 512"),
+                org.junit.jupiter.params.provider.Arguments.of(CreateOptions.overlay("missing.qcow2", "qcow2"),
+                        "Could not open backing image 'missing.qcow2'"));
+    }
+
+    @ParameterizedTest
+    @MethodSource("badOptions")
+    void refusesBadOptionsNamingThem(CreateOptions options, String words, @TempDir Path dir) {
+        Path image = dir.resolve("bad.qcow2");
+        assertThatThrownBy(() -> Qcow2Creator.create(image, options)).isInstanceOf(ImageException.class)
+                .hasMessageContaining(words);
+        assertThat(image).doesNotExist();
+    }
+
+    @Test
+    void takesTheSizeOfItsBacking(@TempDir Path dir) throws IOException {
+        Path base = dir.resolve("base.qcow2");
+        Qcow2Creator.create(base, CreateOptions.ofSize(3000 << 10));
+        Path top = dir.resolve("top.qcow2");
+        assertThat(Qcow2Creator.create(top, CreateOptions.overlay("base.qcow2", "qcow2")).virtualSize()).isEqualTo(3000 << 10);
+        try (BlockDevice device = Images.open(top.toString())) {
+            assertThat(device.size()).isEqualTo(3000 << 10);
+        }
+    }
+
     private static long allocated(Path file) throws IOException {
         return (Long) Files.getAttribute(file, "unix:size") >= 0 ? blocks(file) : 0;
     }
