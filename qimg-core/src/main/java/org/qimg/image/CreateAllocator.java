@@ -211,7 +211,8 @@ final class CreateAllocator {
             throw new ImageException("the image needs a refcount table larger than the 8 MiB qcow2 allows");
         }
         long areaIndex = startCluster / refblockEntries;
-        long tableSize = exactSize ? totalRefblocks : totalRefblocks + entriesPerTableCluster;
+        // A growing table gets half again as many entries, so that it is not grown for every new block.
+        long tableSize = exactSize ? totalRefblocks : totalRefblocks + Math.ceilDiv(totalRefblocks, 2);
         tableSize = Math.ceilDiv(tableSize, entriesPerTableCluster) * entriesPerTableCluster;
         if (tableSize * 8 > Qcow2Header.MAX_REFCOUNT_TABLE_BYTES) {
             throw new ImageException("the image needs a refcount table larger than the 8 MiB qcow2 allows");

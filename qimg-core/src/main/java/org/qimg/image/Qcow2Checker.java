@@ -599,6 +599,12 @@ public final class Qcow2Checker {
                 res.checkErrors++;
                 throw failed("File too large");
             }
+            // A byte per host cluster: refuse rather than run out of memory half-way.
+            if (nbClusters > Runtime.getRuntime().maxMemory() / 2) {
+                res.checkErrors++;
+                throw failed("Cannot allocate memory (" + nbClusters + " host clusters need about "
+                        + (nbClusters >> 20) + " MiB; raise the Java heap with -Xmx)");
+            }
             calculateRefcounts(fix);
             Counts preCompare = res.copy();
             compareRefcounts(Repair.NONE);

@@ -239,6 +239,14 @@ public final class Qcow2Creator {
         p.preallocation = o.dataFileRaw() && o.preallocation() == Preallocation.OFF ? Preallocation.METADATA
                 : o.preallocation();
 
+        long hostClusters = p.preallocation == Preallocation.OFF || p.externalData
+                ? Math.ceilDiv(p.virtualSize, p.clusterSize * (p.clusterSize / (p.extendedL2 ? 16 : 8)))
+                : Math.ceilDiv(p.virtualSize, p.clusterSize);
+        // The layout keeps a bit per host cluster; refuse what would not fit rather than fail half-way.
+        if (hostClusters / 8 > Runtime.getRuntime().maxMemory() / 2 || hostClusters > (1L << 37)) {
+            throw new ImageException("preallocating " + hostClusters + " clusters of " + p.clusterSize
+                    + " bytes is more than qimg can lay out; use a larger cluster size or less preallocation");
+        }
         CreateAllocator alloc = new CreateAllocator(p.clusterBits, p.refcountOrder);
         p.allocator = alloc;
         long headerClusters = alloc.alloc(3);

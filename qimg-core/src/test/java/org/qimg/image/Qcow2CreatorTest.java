@@ -79,6 +79,14 @@ class Qcow2CreatorTest {
         c.add(new Case("metadata-ext-16k", List.of("-o", "preallocation=metadata,extended_l2=on,cluster_size=16k",
                 "100000"), d.withPreallocation(Preallocation.METADATA).withExtendedL2(true).withClusterSize(16384)
                 .withSize(100000), false));
+        // The refcount table fills up and grows (by half again) several times during preallocation.
+        c.add(new Case("metadata-512b-64bit-table-growth", List.of("-o",
+                "preallocation=metadata,cluster_size=512,refcount_bits=64", "8M"),
+                d.withPreallocation(Preallocation.METADATA).withClusterSize(512).withRefcountBits(64).withSize(8 << 20),
+                false));
+        c.add(new Case("falloc-512b-32bit", List.of("-o", "preallocation=falloc,cluster_size=512,refcount_bits=32", "16M"),
+                d.withPreallocation(Preallocation.FALLOC).withClusterSize(512).withRefcountBits(32).withSize(16 << 20),
+                false));
         c.add(new Case("falloc-4k", List.of("-o", "preallocation=falloc,cluster_size=4k", "20M"),
                 d.withPreallocation(Preallocation.FALLOC).withClusterSize(4096).withSize(20 << 20), false));
         c.add(new Case("falloc-empty", List.of("-o", "preallocation=falloc", "0"),
