@@ -35,6 +35,91 @@ final class MapCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
+    /**
+     * Reads a plain {@code map} command line without picocli: {@code args[0]} is "map", then the options
+     * above, each given once as {@code -f FMT}, {@code --output=FMT} or {@code --output FMT} (and so
+     * on), and one image name. Returns null for anything else (help, unknown or repeated options, a
+     * missing value, a second image, a value that starts with '-', an @argument-file), which picocli
+     * then parses and reports on. Building picocli's reflective model costs more than the whole map of a large image,
+     * hence this path; MapCommandParseTest checks that both parsers agree.
+     */
+    static MapCommand parsePlain(String[] args) {
+        if (args.length < 2 || !args[0].equals("map")) {
+            return null;
+        }
+        MapCommand command = new MapCommand();
+        boolean outputGiven = false;
+        for (int i = 1; i < args.length; i++) {
+            String arg = args[i];
+            if (arg.startsWith("@")) {
+                return null; // picocli reads arguments from the file @NAME
+            }
+            if (!arg.startsWith("-") || arg.equals("-")) {
+                if (command.image != null) {
+                    return null;
+                }
+                command.image = arg;
+                continue;
+            }
+            if (arg.equals("--debug")) {
+                if (command.debug) {
+                    return null;
+                }
+                command.debug = true;
+                continue;
+            }
+            String name = arg;
+            String value = null;
+            int equals = arg.indexOf('=');
+            if (arg.startsWith("--") && equals > 0) {
+                name = arg.substring(0, equals);
+                value = arg.substring(equals + 1);
+            } else if (i + 1 < args.length && !args[i + 1].startsWith("-")) {
+                value = args[++i];
+            }
+            if (value == null) {
+                return null;
+            }
+            switch (name) {
+                case "-f" -> {
+                    if (command.format != null) {
+                        return null;
+                    }
+                    command.format = value;
+                }
+                case "--output" -> {
+                    if (outputGiven) {
+                        return null;
+                    }
+                    outputGiven = true;
+                    command.output = value;
+                }
+                case "-s", "--start-offset" -> {
+                    if (command.startOffset != null) {
+                        return null;
+                    }
+                    command.startOffset = value;
+                }
+                case "-l", "--max-length" -> {
+                    if (command.maxLength != null) {
+                        return null;
+                    }
+                    command.maxLength = value;
+                }
+                default -> {
+                    return null;
+                }
+            }
+        }
+        if (command.image == null) {
+            return null;
+        }
+        if (!outputGiven) {
+            command.output = "human";
+        }
+        return command;
+    }
+
     @Override
     public Integer call() throws IOException {
         boolean json = switch (output) {
