@@ -132,42 +132,12 @@ final class MapCommand implements Callable<Integer> {
         try (BlockDevice device = Cli.open(image, format);
              OutputStream out = new BufferedOutputStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), 1 << 16)) {
             long end = Math.min(device.size(), start + Math.min(max, Long.MAX_VALUE - start));
-            BlockDevice.ExtentStream extents = device.map(start, Math.max(0, end - start));
-            return json ? printJson(extents, start, out) : printHuman(extents, out);
-        }
-    }
-
-    /** qemu-img 7.2's JSON: "[" then one object per line joined by ",\n", then "]". */
-    static int printJson(BlockDevice.ExtentStream extents, long start, OutputStream out) throws IOException {
-        StringBuilder line = new StringBuilder(160);
-        line.append('[');
-        Extent e = extents.next();
-        boolean any = false;
-        while (e != null) {
-            Extent next = extents.next();
-            line.append("{ \"start\": ").append(e.start()).append(", \"length\": ").append(e.length())
-                    .append(", \"depth\": ").append(e.depth()).append(", \"present\": ").append(e.present())
-                    .append(", \"zero\": ").append(e.zero()).append(", \"data\": ").append(e.data());
-            if (e.hasHostOffset()) {
-                line.append(", \"offset\": ").append(e.hostOffset());
+            if (json) {
+                JsonMap.print(device, start, end, out, Runtime.getRuntime().availableProcessors());
+                return 0;
             }
-            line.append('}');
-            if (next != null) {
-                line.append(",\n");
-            }
-            out.write(line.toString().getBytes(StandardCharsets.US_ASCII));
-            line.setLength(0);
-            any = true;
-            e = next;
+            return printHuman(device.map(start, Math.max(0, end - start)), out);
         }
-        if (!any) {
-            // qemu-img prints its initial, empty entry when the range holds nothing.
-            line.append("{ \"start\": ").append(start)
-                    .append(", \"length\": 0, \"depth\": 0, \"present\": false, \"zero\": false, \"data\": false}");
-        }
-        line.append("]\n");
-        out.write(line.toString().getBytes(StandardCharsets.US_ASCII));
-        return 0;
     }
 
     /** qemu-img's human format: one row per range with data, zero and unallocated coalesced. */
