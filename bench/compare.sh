@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Times qimg against the QEMU tools, whole processes side by side in one run, and prints a Markdown
-# table of medians with the ratio (QEMU's time / qimg's time: above 1, qimg is faster).
+# table of medians (and minimums) with the ratio of the medians (QEMU's time / qimg's time: above 1,
+# qimg is faster).
 #
 #   bench/compare.sh [--runs N] [--images DIR] [ROW...]
 #
@@ -81,11 +82,15 @@ timed_row() {
     ta+=("$(time_once "${a[@]}")")
     tb+=("$(time_once "${b[@]}")")
   done
-  local ma mb
+  local ma mb mina minb
   ma="$(median "${ta[@]}")"
   mb="$(median "${tb[@]}")"
-  awk -v label="$label" -v ref="${a[0]##*/}" -v ma="$ma" -v mb="$mb" -v runs="$runs" \
-    'BEGIN { printf "| %s | %s %.0f ms | qimg %.0f ms | %.1fx | %d |\n", label, ref, ma, mb, ma / mb, runs }'
+  mina="$(printf '%s\n' "${ta[@]}" | sort -n | head -1)"
+  minb="$(printf '%s\n' "${tb[@]}" | sort -n | head -1)"
+  awk -v label="$label" -v ref="${a[0]##*/}" -v ma="$ma" -v mb="$mb" -v mina="$mina" -v minb="$minb" \
+    -v runs="$runs" 'BEGIN {
+      printf "| %s | %s %.0f ms (%.0f) | qimg %.0f ms (%.0f) | %.1fx | %d |\n", label, ref, ma, mina, mb, minb, ma / mb, runs
+    }'
 }
 
 # One function per row; a row checks its outputs, then times. Add rows here (and to all_rows):
@@ -130,7 +135,7 @@ done
 echo "qimg $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?') vs $(qemu-img --version | head -1);" \
   "$(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-echo "| what | reference (median) | qimg (median) | ratio | runs |"
+echo "| what | reference: median (min) | qimg: median (min) | ratio of medians | runs |"
 echo "| --- | --- | --- | --- | --- |"
 for row in "${selected[@]}"; do
   "row_$row"
