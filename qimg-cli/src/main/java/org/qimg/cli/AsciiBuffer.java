@@ -46,8 +46,12 @@ final class AsciiBuffer {
         return this;
     }
 
-    AsciiBuffer append(boolean value) {
-        return append(value ? "true" : "false");
+    /** Appends {@code bytes}, which must be ASCII. */
+    AsciiBuffer append(byte[] ascii) {
+        ensure(ascii.length);
+        System.arraycopy(ascii, 0, bytes, length, ascii.length);
+        length += ascii.length;
+        return this;
     }
 
     /** Appends {@code value} in decimal, as Long.toString would. */
@@ -60,17 +64,39 @@ final class AsciiBuffer {
             bytes[length++] = '-';
             value = -value;
         }
+        // 64-bit division is a runtime call under C1: divide by 10^9 at most twice, then use ints.
+        if (value < 1_000_000_000L) {
+            appendInt((int) value, 0);
+        } else if (value < 1_000_000_000_000_000_000L) {
+            long high = value / 1_000_000_000L;
+            int low = (int) (value - high * 1_000_000_000L);
+            if (high < 1_000_000_000L) {
+                appendInt((int) high, 0);
+            } else {
+                long top = high / 1_000_000_000L;
+                appendInt((int) top, 0);
+                appendInt((int) (high - top * 1_000_000_000L), 9);
+            }
+            appendInt(low, 9);
+        } else {
+            return append(Long.toString(value));
+        }
+        return this;
+    }
+
+    /** Appends {@code value} (0 <= value < 10^9), padded with zeroes to {@code width} digits. */
+    private void appendInt(int value, int width) {
         int digits = 1;
-        for (long v = value; v >= 10; v /= 10) {
+        for (int v = value; v >= 10; v /= 10) {
             digits++;
         }
+        digits = Math.max(digits, width);
         int at = length + digits;
         length = at;
-        do {
-            bytes[--at] = (byte) ('0' + (int) (value % 10));
+        for (int i = 0; i < digits; i++) {
+            bytes[--at] = (byte) ('0' + value % 10);
             value /= 10;
-        } while (value != 0);
-        return this;
+        }
     }
 
     void appendTo(AsciiBuffer other) {

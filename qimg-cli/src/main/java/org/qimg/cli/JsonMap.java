@@ -63,13 +63,27 @@ final class JsonMap {
         }
     }
 
+    private static final byte[] START = ascii("{ \"start\": ");
+    private static final byte[] LENGTH = ascii(", \"length\": ");
+    private static final byte[] DEPTH = ascii(", \"depth\": ");
+    private static final byte[] PRESENT = ascii(", \"present\": ");
+    private static final byte[] ZERO = ascii(", \"zero\": ");
+    private static final byte[] DATA = ascii(", \"data\": ");
+    private static final byte[] OFFSET = ascii(", \"offset\": ");
+    private static final byte[] TRUE = ascii("true");
+    private static final byte[] FALSE = ascii("false");
+
+    private static byte[] ascii(String text) {
+        return text.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    }
+
     /** One object, as qemu-img's dump_map_entry prints it, without the separator. */
     static void line(Extent e, AsciiBuffer to) {
-        to.append("{ \"start\": ").append(e.start()).append(", \"length\": ").append(e.length())
-                .append(", \"depth\": ").append(e.depth()).append(", \"present\": ").append(e.present())
-                .append(", \"zero\": ").append(e.zero()).append(", \"data\": ").append(e.data());
+        to.append(START).append(e.start()).append(LENGTH).append(e.length())
+                .append(DEPTH).append(e.depth()).append(PRESENT).append(e.present() ? TRUE : FALSE)
+                .append(ZERO).append(e.zero() ? TRUE : FALSE).append(DATA).append(e.data() ? TRUE : FALSE);
         if (e.hasHostOffset()) {
-            to.append(", \"offset\": ").append(e.hostOffset());
+            to.append(OFFSET).append(e.hostOffset());
         }
         to.append('}');
     }
