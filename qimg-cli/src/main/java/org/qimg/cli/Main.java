@@ -43,15 +43,7 @@ public final class Main implements Runnable {
         CommandLine cl = new CommandLine(new Main());
         cl.setOut(out);
         cl.setErr(err);
-        cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
-            out.flush();
-            if (showStack) {
-                e.printStackTrace(err);
-            }
-            err.println("qimg: " + oneLine(e));
-            err.flush();
-            return 1;
-        });
+        cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> failed(e, showStack, out, err));
         cl.setParameterExceptionHandler((e, args2) -> {
             err.println("qimg: " + oneLine(e));
             err.flush();
@@ -61,6 +53,17 @@ public final class Main implements Runnable {
         int code = cl.execute(args);
         out.flush();
         return code;
+    }
+
+    /** Reports a failed command as qemu-img does, one line on stderr; returns the exit code. */
+    static int failed(Throwable e, boolean showStack, PrintWriter out, PrintWriter err) {
+        out.flush();
+        if (showStack) {
+            e.printStackTrace(err);
+        }
+        err.println("qimg: " + oneLine(e));
+        err.flush();
+        return 1;
     }
 
     static String oneLine(Throwable e) {

@@ -1,6 +1,7 @@
 package org.qimg.cli;
 
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 
@@ -35,8 +36,94 @@ final class MapCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "IMAGE")
     String image;
 
+    /** Set when picocli runs the command; null on the plain path from {@link Qimg}. */
     @Spec
     CommandSpec spec;
+
+    /**
+     * Reads a plain {@code map} command line without picocli: {@code args[0]} is "map", then the options
+     * above, each given once as {@code -f FMT}, {@code --output=FMT} or {@code --output FMT} (and so
+     * on), and one image name. Returns null for anything else (help, unknown or repeated options, a
+     * missing value, a second image, a value that starts with '-', an @argument-file), which picocli
+     * then parses and reports on. Building picocli's reflective model costs more than the whole map of a large image,
+     * hence this path; MapCommandParseTest checks that both parsers agree.
+     */
+    static MapCommand parsePlain(String[] args) {
+        if (args.length < 2 || !args[0].equals("map")) {
+            return null;
+        }
+        MapCommand command = new MapCommand();
+        boolean outputGiven = false;
+        for (int i = 1; i < args.length; i++) {
+            String arg = args[i];
+            if (arg.startsWith("@")) {
+                return null; // picocli reads arguments from the file @NAME
+            }
+            if (!arg.startsWith("-") || arg.equals("-")) {
+                if (command.image != null) {
+                    return null;
+                }
+                command.image = arg;
+                continue;
+            }
+            if (arg.equals("--debug")) {
+                if (command.debug) {
+                    return null;
+                }
+                command.debug = true;
+                continue;
+            }
+            String name = arg;
+            String value = null;
+            int equals = arg.indexOf('=');
+            if (arg.startsWith("--") && equals > 0) {
+                name = arg.substring(0, equals);
+                value = arg.substring(equals + 1);
+            } else if (i + 1 < args.length && !args[i + 1].startsWith("-")) {
+                value = args[++i];
+            }
+            if (value == null) {
+                return null;
+            }
+            switch (name) {
+                case "-f" -> {
+                    if (command.format != null) {
+                        return null;
+                    }
+                    command.format = value;
+                }
+                case "--output" -> {
+                    if (outputGiven) {
+                        return null;
+                    }
+                    outputGiven = true;
+                    command.output = value;
+                }
+                case "-s", "--start-offset" -> {
+                    if (command.startOffset != null) {
+                        return null;
+                    }
+                    command.startOffset = value;
+                }
+                case "-l", "--max-length" -> {
+                    if (command.maxLength != null) {
+                        return null;
+                    }
+                    command.maxLength = value;
+                }
+                default -> {
+                    return null;
+                }
+            }
+        }
+        if (command.image == null) {
+            return null;
+        }
+        if (!outputGiven) {
+            command.output = "human";
+        }
+        return command;
+    }
 
     @Override
     public Integer call() throws IOException {
@@ -47,47 +134,55 @@ final class MapCommand implements Callable<Integer> {
         };
         long start = startOffset == null ? 0 : Sizes.parse(startOffset, "start offset");
         long max = maxLength == null ? Long.MAX_VALUE : Sizes.parse(maxLength, "max length");
-        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter out = spec != null ? spec.commandLine().getOut() : new PrintWriter(new java.io.OutputStreamWriter(
+                new java.io.FileOutputStream(java.io.FileDescriptor.out), java.nio.charset.StandardCharsets.UTF_8), false);
         try (BlockDevice device = Cli.open(image, format)) {
             long end = Math.min(device.size(), start + Math.min(max, Long.MAX_VALUE - start));
-            BlockDevice.ExtentStream extents = device.map(start, Math.max(0, end - start));
-            return json ? printJson(extents, start, out) : printHuman(extents, out);
+            if (json) {
+                if (spec == null) {
+                    // The plain path writes the map straight to standard output.
+                    OutputStream raw = new java.io.BufferedOutputStream(
+                            new java.io.FileOutputStream(java.io.FileDescriptor.out), 1 << 16);
+                    JsonMap.print(device, start, end, raw, Runtime.getRuntime().availableProcessors());
+                    raw.flush();
+                } else {
+                    out.flush();
+                    JsonMap.print(device, start, end, new AsciiToWriter(out), Runtime.getRuntime().availableProcessors());
+                }
+                return 0;
+            }
+            return printHuman(device.map(start, Math.max(0, end - start)), out);
         } finally {
             out.flush();
         }
     }
 
-    /** qemu-img 7.2's JSON: "[" then one object per line joined by ",\n", then "]". */
-    static int printJson(BlockDevice.ExtentStream extents, long start, PrintWriter out) throws IOException {
-        StringBuilder line = new StringBuilder(160);
-        line.append('[');
-        Extent e = extents.next();
-        boolean any = false;
-        while (e != null) {
-            Extent next = extents.next();
-            line.append("{ \"start\": ").append(e.start()).append(", \"length\": ").append(e.length())
-                    .append(", \"depth\": ").append(e.depth()).append(", \"present\": ").append(e.present())
-                    .append(", \"zero\": ").append(e.zero()).append(", \"data\": ").append(e.data());
-            if (e.hasHostOffset()) {
-                line.append(", \"offset\": ").append(e.hostOffset());
-            }
-            line.append('}');
-            if (next != null) {
-                line.append(",\n");
-            }
-            out.append(line);
-            line.setLength(0);
-            any = true;
-            e = next;
+    /** JSON maps are ASCII: bytes go to the command line's writer as they are. */
+    private static final class AsciiToWriter extends OutputStream {
+        private final PrintWriter out;
+
+        AsciiToWriter(PrintWriter out) {
+            this.out = out;
         }
-        if (!any) {
-            // qemu-img prints its initial, empty entry when the range holds nothing.
-            line.append("{ \"start\": ").append(start)
-                    .append(", \"length\": 0, \"depth\": 0, \"present\": false, \"zero\": false, \"data\": false}");
+
+        @Override
+        public void write(int b) {
+            out.write(b & 0xFF);
         }
-        line.append("]\n");
-        out.append(line);
-        return 0;
+
+        @Override
+        public void write(byte[] b, int off, int len) {
+            char[] chars = new char[len];
+            for (int i = 0; i < len; i++) {
+                chars[i] = (char) (b[off + i] & 0xFF);
+            }
+            out.write(chars, 0, len);
+        }
+
+        @Override
+        public void flush() {
+            out.flush();
+        }
     }
 
     /** qemu-img's human format: one row per range with data, zero and unallocated coalesced. */

@@ -26,29 +26,44 @@ final class Native {
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CALL_STATE.varHandle(
             java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
-    private static final MethodHandle OPEN;
-    private static final MethodHandle CLOSE;
-    private static final MethodHandle LSEEK;
-    private static final MethodHandle FSTAT;
-    private static final MethodHandle FTRUNCATE;
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LIBC = LINKER.defaultLookup();
 
-    static {
-        Linker linker = Linker.nativeLinker();
-        SymbolLookup libc = linker.defaultLookup();
-        Linker.Option errno = Linker.Option.captureCallState("errno");
-        OPEN = linker.downcallHandle(libc.find("open").orElseThrow(),
+    // One holder class per call, so a handle is made only when first used: making one spins method
+    // handles for a few milliseconds (the first one about 20 ms), a noticeable part of a short qimg
+    // run, and a read-only map never calls lseek or ftruncate.
+    private static final class Open {
+        static final MethodHandle HANDLE = handle("open",
                 FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
-                errno, Linker.Option.firstVariadicArg(2));
-        CLOSE = linker.downcallHandle(libc.find("close").orElseThrow(),
+                Linker.Option.captureCallState("errno"), Linker.Option.firstVariadicArg(2));
+    }
+
+    private static final class Close {
+        static final MethodHandle HANDLE = handle("close",
                 FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-        LSEEK = linker.downcallHandle(libc.find("lseek").orElseThrow(),
+    }
+
+    private static final class Lseek {
+        static final MethodHandle HANDLE = handle("lseek",
                 FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
                         ValueLayout.JAVA_INT),
-                errno);
-        FSTAT = linker.downcallHandle(libc.find("fstat").orElseThrow(),
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS), errno);
-        FTRUNCATE = linker.downcallHandle(libc.find("ftruncate").orElseThrow(),
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG), errno);
+                Linker.Option.captureCallState("errno"));
+    }
+
+    private static final class Fstat {
+        static final MethodHandle HANDLE = handle("fstat",
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
+                Linker.Option.captureCallState("errno"));
+    }
+
+    private static final class Ftruncate {
+        static final MethodHandle HANDLE = handle("ftruncate",
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG),
+                Linker.Option.captureCallState("errno"));
+    }
+
+    private static MethodHandle handle(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        return LINKER.downcallHandle(LIBC.find(name).orElseThrow(), descriptor, options);
     }
 
     private Native() {
@@ -57,7 +72,7 @@ final class Native {
     static int open(String path, boolean writable) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path),
+            int fd = (int) Open.HANDLE.invokeExact(state, arena.allocateFrom(path),
                     (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
             if (fd < 0) {
                 throw new IOException(path + ": open failed, errno " + (int) ERRNO.get(state, 0L));
@@ -72,7 +87,7 @@ final class Native {
 
     static void close(int fd) {
         try {
-            int ignored = (int) CLOSE.invokeExact(fd);
+            int ignored = (int) Close.HANDLE.invokeExact(fd);
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
@@ -82,7 +97,7 @@ final class Native {
     static long lseek(int fd, long offset, int whence) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            long result = (long) LSEEK.invokeExact(state, fd, offset, whence);
+            long result = (long) Lseek.HANDLE.invokeExact(state, fd, offset, whence);
             if (result >= 0) {
                 return result;
             }
@@ -103,7 +118,7 @@ final class Native {
     static void ftruncate(int fd, long length) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            int rc = (int) FTRUNCATE.invokeExact(state, fd, length);
+            int rc = (int) Ftruncate.HANDLE.invokeExact(state, fd, length);
             if (rc != 0) {
                 throw new IOException("ftruncate(" + length + ") failed, errno " + (int) ERRNO.get(state, 0L));
             }
@@ -119,7 +134,7 @@ final class Native {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment stat = arena.allocate(STAT_SIZE, 8);
-            int rc = (int) FSTAT.invokeExact(state, fd, stat);
+            int rc = (int) Fstat.HANDLE.invokeExact(state, fd, stat);
             if (rc != 0) {
                 throw new IOException("fstat failed, errno " + (int) ERRNO.get(state, 0L));
             }

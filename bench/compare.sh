@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Times qimg against the QEMU tools, whole processes side by side in one run, and prints a Markdown
+# table of medians (and minimums) with the ratio of the medians (QEMU's time / qimg's time: above 1,
+# qimg is faster).
+#
+#   bench/compare.sh [--runs N] [--images DIR] [ROW...]
+#
+# ROW names one of the rows below (default: all). Makes the benchmark images first if they are
+# missing (bench/make-images.sh; --images DIR, else $QIMG_BENCH_IMAGES, else bench/work/images).
+# Needs a built qimg (bin/build). Each row first checks that both tools print the same bytes and
+# fails loudly if not; then it runs each command once to warm the page cache, then N times (default
+# 5), alternating the two tools so that a noisy neighbour hurts both alike.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+runs=5
+images="${QIMG_BENCH_IMAGES:-$here/bench/work/images}"
+selected=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --runs=*) runs="${1#*=}"; shift ;;
+    --images) images="$2"; shift 2 ;;
+    --images=*) images="${1#*=}"; shift ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "compare: unknown option $1" >&2; exit 2 ;;
+    *) selected+=("$1"); shift ;;
+  esac
+done
+qimg="$here/bin/qimg"
+if [ ! -f "$here/qimg-cli/target/qimg.jar" ]; then
+  echo "compare: qimg is not built; run bin/build first" >&2
+  exit 1
+fi
+"$here/bench/make-images.sh" "$images"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# Wall time of one run of "$@" in milliseconds (stdout to /dev/null), without starting a process
+# for the clock.
+time_once() {
+  local start end
+  start=$EPOCHREALTIME
+  "$@" >/dev/null
+  end=$EPOCHREALTIME
+  # EPOCHREALTIME is seconds.microseconds; integer microseconds avoid floating point in bash.
+  local us=$(( (${end/./} - ${start/./}) ))
+  printf '%d.%03d' $((us / 1000)) $((us % 1000))
+}
+
+median() {
+  printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Fails loudly unless both commands print the same bytes. Usage: same_output LABEL -- CMD1... -- CMD2...
+same_output() {
+  local label="$1"; shift; shift
+  local a=() b=()
+  while [ "$1" != "--" ]; do a+=("$1"); shift; done
+  shift
+  b=("$@")
+  "${a[@]}" >"$work/reference" || { echo "compare: $label: '${a[*]}' failed" >&2; exit 1; }
+  "${b[@]}" >"$work/ours" || { echo "compare: $label: '${b[*]}' failed" >&2; exit 1; }
+  if ! cmp -s "$work/reference" "$work/ours"; then
+    echo "compare: FAILED: $label: the outputs differ; first differences (< ${a[0]##*/}, > ${b[0]##*/}):" >&2
+    diff "$work/reference" "$work/ours" | head -20 >&2
+    exit 1
+  fi
+}
+
+# Times the two commands alternately and prints one table row.
+# Usage: timed_row LABEL -- REFERENCE_CMD... -- QIMG_CMD...
+timed_row() {
+  local label="$1"; shift; shift
+  local a=() b=()
+  while [ "$1" != "--" ]; do a+=("$1"); shift; done
+  shift
+  b=("$@")
+  "${a[@]}" >/dev/null
+  "${b[@]}" >/dev/null
+  local ta=() tb=() i
+  for ((i = 0; i < runs; i++)); do
+    ta+=("$(time_once "${a[@]}")")
+    tb+=("$(time_once "${b[@]}")")
+  done
+  local ma mb mina minb
+  ma="$(median "${ta[@]}")"
+  mb="$(median "${tb[@]}")"
+  mina="$(printf '%s\n' "${ta[@]}" | sort -n | head -1)"
+  minb="$(printf '%s\n' "${tb[@]}" | sort -n | head -1)"
+  awk -v label="$label" -v ref="${a[0]##*/}" -v ma="$ma" -v mb="$mb" -v mina="$mina" -v minb="$minb" \
+    -v runs="$runs" 'BEGIN {
+      printf "| %s | %s %.0f ms (%.0f) | qimg %.0f ms (%.0f) | %.1fx | %d |\n", label, ref, ma, mina, mb, minb, ma / mb, runs
+    }'
+}
+
+# One function per row; a row checks its outputs, then times. Add rows here (and to all_rows):
+# an NBD map (nbdinfo --map against qimg serve / qemu-nbd), NBD read throughput (nbdcopy ... null:),
+# convert -O raw of a dense image, write throughput.
+map_row() {
+  local label="$1" image="$2"
+  same_output "$label" -- qemu-img map --output=json "$image" -- "$qimg" map --output=json "$image"
+  timed_row "$label" -- qemu-img map --output=json "$image" -- "$qimg" map --output=json "$image"
+}
+
+row_map-sparse-4t() {
+  map_row "map --output=json, 4 TiB, 20,000 scattered clusters" "$images/sparse-4t.qcow2"
+}
+
+row_map-chain() {
+  map_row "map --output=json, 3 x 1 TiB chain, 3 x 10,000 clusters" "$images/chain-top.qcow2"
+}
+
+row_map-far-4t() {
+  map_row "map --output=json, 4 TiB, one cluster at each end" "$images/far-4t.qcow2"
+}
+
+# The fixed cost of a run: a map with next to nothing to map.
+row_start-up() {
+  local image="$work/empty.qcow2"
+  qemu-img create -q -f qcow2 "$image" 1M
+  map_row "start-up: map --output=json, empty 1 MiB image" "$image"
+}
+
+all_rows=(map-sparse-4t map-chain map-far-4t start-up)
+if [ ${#selected[@]} -eq 0 ]; then
+  selected=("${all_rows[@]}")
+fi
+for row in "${selected[@]}"; do
+  if ! declare -F "row_$row" >/dev/null; then
+    echo "compare: no row '$row'; rows: ${all_rows[*]}" >&2
+    exit 2
+  fi
+done
+
+echo "qimg $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?') vs $(qemu-img --version | head -1);" \
+  "$(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "| what | reference: median (min) | qimg: median (min) | ratio of medians | runs |"
+echo "| --- | --- | --- | --- | --- |"
+for row in "${selected[@]}"; do
+  "row_$row"
+done
