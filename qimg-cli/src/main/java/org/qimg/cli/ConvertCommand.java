@@ -11,6 +11,9 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 import org.qimg.BlockDevice;
+import org.qimg.Images;
+import org.qimg.OpenOptions;
+import org.qimg.image.Qcow2Creator;
 import org.qimg.ImageException;
 import org.qimg.image.ChainDevice;
 import org.qimg.image.Layer;
@@ -38,7 +41,7 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "-f", paramLabel = "FMT", description = "source format (qcow2 or raw); probed if absent")
     String format;
 
-    @Option(names = "-O", paramLabel = "FMT", defaultValue = "raw", description = "output format; only raw for now")
+    @Option(names = "-O", paramLabel = "FMT", defaultValue = "raw", description = "output format: raw or qcow2")
     String outputFormat;
 
     @Option(names = {"-p", "--progress"}, description = "show progress on standard error")
@@ -54,6 +57,18 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
+    @Option(names = "-c", description = "compress the output's clusters (qcow2)")
+    boolean compress;
+
+    @Option(names = "-o", paramLabel = "OPTIONS", description = "qcow2 creation options key=value[,...]")
+    List<String> createOptions = new ArrayList<>();
+
+    @Option(names = "-B", paramLabel = "BACKING", description = "make the output an overlay of this image")
+    String outputBacking;
+
+    @Option(names = "-F", paramLabel = "BACKING_FMT", description = "format of the -B image")
+    String outputBackingFormat;
+
     @Parameters(index = "0", paramLabel = "SRC")
     String source;
 
@@ -66,8 +81,14 @@ final class ConvertCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         switch (outputFormat) {
-            case "raw" -> { }
-            case "qcow2" -> throw new IllegalArgumentException("convert -O qcow2 is not supported yet; use -O raw");
+            case "raw" -> {
+                if (compress || outputBacking != null || !createOptions.isEmpty()) {
+                    throw new IllegalArgumentException("-c, -o and -B need -O qcow2");
+                }
+            }
+            case "qcow2" -> {
+                return toQcow2();
+            }
             default -> throw new IllegalArgumentException("Unknown file format '" + outputFormat + "'");
         }
         long sparse = Sizes.parse(sparseSize, "buffer size for sparse output");
@@ -98,6 +119,45 @@ final class ConvertCommand implements Callable<Integer> {
             bar.end();
         }
         return 0;
+    }
+
+    /** convert -O qcow2: create the output like qemu-img create, then copy what the map calls data. */
+    private int toQcow2() throws IOException {
+        try (BlockDevice device = Cli.open(source, format)) {
+            Path out = Path.of(target);
+            refuseChainMember(device, out);
+            CreateOptionsParser parser = new CreateOptionsParser("qcow2");
+            for (String o : createOptions) {
+                parser.add(o);
+            }
+            if (outputBacking != null) {
+                parser.set("backing_file", outputBacking);
+                String backingFormat = outputBackingFormat;
+                if (backingFormat == null) {
+                    try (BlockDevice backing = Images.open(combine(target, outputBacking))) {
+                        backingFormat = backing instanceof ChainDevice chain ? chain.top().format() : "qcow2";
+                    }
+                }
+                parser.set("backing_fmt", backingFormat);
+            }
+            parser.set("size", Long.toString(device.size()));
+            Qcow2Creator.create(out, parser.toOptions());
+            Progress bar = new Progress(spec.commandLine().getErr(), progress && !quiet, 1f);
+            try (BlockDevice output = Images.open(target, OpenOptions.defaults().withFormat("qcow2").writable())) {
+                new Qcow2Copy(device, output, outputBacking != null, compress, bar).run();
+            }
+            bar.end();
+        }
+        return 0;
+    }
+
+    /** A relative backing name is relative to the folder of the image that names it. */
+    private static String combine(String image, String backing) {
+        if (backing.startsWith("/")) {
+            return backing;
+        }
+        Path parent = Path.of(image).getParent();
+        return parent == null ? backing : parent.resolve(backing).toString();
     }
 
     private RandomAccessFile create(Path out) throws IOException {

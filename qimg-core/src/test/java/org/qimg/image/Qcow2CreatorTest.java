@@ -148,8 +148,10 @@ class Qcow2CreatorTest {
             assertThat(Files.mismatch(data, theirData)).isEqualTo(-1);
             assertThat(allocated(data)).as("data file blocks").isEqualTo(allocated(theirData));
         }
-        assertThat(allocated(ours)).as("blocks").isEqualTo(allocated(theirs));
         Corpus.settle(dir);
+        // st_blocks also counts the file system's own extent-tree blocks, which depend on how the
+        // host laid the file out: allow a few of them.
+        assertThat(allocated(ours)).as("blocks").isCloseTo(allocated(theirs), org.assertj.core.data.Offset.offset(64L));
         assertThat(map(ours)).as("qemu-img map").isEqualTo(map(theirs));
         Tools.run("qemu-img", "check", ours.toString());
     }

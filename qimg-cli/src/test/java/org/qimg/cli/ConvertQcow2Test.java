@@ -1,0 +1,103 @@
+package org.qimg.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.qimg.BlockDevice;
+import org.qimg.Extent;
+import org.qimg.Images;
+import org.qimg.OpenOptions;
+import org.qimg.testing.Corpus;
+import org.qimg.testing.CorpusImage;
+import org.qimg.testing.Tools;
+
+/**
+ * convert -O qcow2 (plain, -c zlib, -c zstd) of every corpus image, and -B onto each chain's backing:
+ * the output reads the same, checks clean, and every hole of the source is a hole of the output.
+ */
+class ConvertQcow2Test {
+    @TempDir
+    Path dir;
+
+    static Stream<Arguments> cases() {
+        List<Arguments> all = new ArrayList<>();
+        for (CorpusImage image : Corpus.get().images()) {
+            all.add(Arguments.of(image, List.<String>of()));
+            all.add(Arguments.of(image, List.of("-c")));
+            all.add(Arguments.of(image, List.of("-c", "-o", "compression_type=zstd")));
+        }
+        return all.stream();
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("cases")
+    void convertedCopyIsIdenticalCleanAndSparse(CorpusImage image, List<String> options) throws IOException {
+        Path out = dir.resolve("out.qcow2");
+        List<String> args = new ArrayList<>(List.of("convert", "-f", image.format(), "-O", "qcow2"));
+        args.addAll(options);
+        args.add(image.path().toString());
+        args.add(out.toString());
+        Qimg.Result r = Qimg.run(args.toArray(String[]::new));
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertClean(out);
+        Tools.run("qemu-img", "compare", "-f", image.format(), "-F", "qcow2", image.path().toString(), out.toString());
+        assertHolesKept(image, out);
+        Files.delete(out);
+    }
+
+    static Stream<String> chains() {
+        return Stream.of("chain-3", "chain-2", "short-backing", "long-backing", "mid-short", "raw-backing",
+                "ext-over-backing", "chain-mixed");
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("chains")
+    void convertOntoTheBackingImage(String name) throws IOException {
+        CorpusImage image = Corpus.get().image(name);
+        String backing;
+        String backingFormat;
+        try (BlockDevice d = image.open()) {
+            var chain = (org.qimg.image.ChainDevice) d;
+            backing = chain.layers().get(1).name();
+            backingFormat = chain.layers().get(1).format();
+        }
+        Path out = dir.resolve("overlay.qcow2");
+        Qimg.Result r = Qimg.run("convert", "-O", "qcow2", "-B", backing, "-F", backingFormat,
+                image.path().toString(), out.toString());
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertClean(out);
+        Tools.run("qemu-img", "compare", "-F", "qcow2", image.path().toString(), out.toString());
+        assertThat(Tools.run("qemu-img", "info", out.toString())).contains("backing file: " + backing);
+    }
+
+    private static void assertClean(Path image) {
+        Tools.Result check = Tools.exec(null, List.of("qemu-img", "check", image.toString()));
+        assertThat(check.exitCode()).as(check.stdout() + check.stderr()).isZero();
+    }
+
+    private static void assertHolesKept(CorpusImage source, Path out) throws IOException {
+        try (BlockDevice src = source.open();
+             BlockDevice dst = Images.open(out.toString(), OpenOptions.defaults().withFormat("qcow2"))) {
+            BlockDevice.ExtentStream s = src.map(0, src.size());
+            for (Extent e = s.next(); e != null; e = s.next()) {
+                // The output's allocation unit is its 64 KiB cluster: holes that cover whole clusters stay.
+                long from = (e.start() + 65535) / 65536 * 65536;
+                long to = e.end() / 65536 * 65536;
+                if (e.zero() && from < to) {
+                    long data = dst.seekData(from).orElse(dst.size());
+                    assertThat(data).as("hole %s stays a hole", e).isGreaterThanOrEqualTo(to);
+                }
+            }
+        }
+    }
+}
