@@ -151,6 +151,8 @@ class Qcow2CreatorTest {
         assertThat(allocated(ours)).as("blocks").isEqualTo(allocated(theirs));
         Corpus.settle(dir);
         assertThat(map(ours)).as("qemu-img map").isEqualTo(map(theirs));
+        assertThat(info(ours)).as("qemu-img info").isEqualTo(info(theirs)).contains("\"virtual-size\": "
+                + ((c.options().size() == CreateOptions.SIZE_OF_BACKING ? 3 << 20 : c.options().size() + 511) & ~511L) + ",");
         Tools.run("qemu-img", "check", ours.toString());
     }
 
@@ -214,6 +216,10 @@ class Qcow2CreatorTest {
 
     private static long blocks(Path file) {
         return Long.parseLong(Tools.run("stat", "-c", "%b", file.toString()).strip());
+    }
+
+    private static String info(Path image) {
+        return Tools.run(image.getParent(), "qemu-img", "info", "-U", "--output=json", image.getFileName().toString());
     }
 
     private static String map(Path image) {
