@@ -132,7 +132,8 @@ class ConvertCommandTest {
         String image = Corpus.get().image("v3-4k").path().toString();
         Path folder = Files.createDirectory(dir.resolve("folder"));
         for (String[] args : new String[][] {
-                {"convert", "-O", "qcow2", image, dir.resolve("a.qcow2").toString()},
+                {"convert", "-c", image, dir.resolve("a.raw").toString()},
+                {"convert", "-O", "qcow2", "-o", "cluster_size=3000", image, dir.resolve("a.qcow2").toString()},
                 {"convert", "-O", "vmdk", image, dir.resolve("a.vmdk").toString()},
                 {"convert", "-S", "1000", image, dir.resolve("b.raw").toString()},
                 {"convert", "-S", "32M", image, dir.resolve("b.raw").toString()},
@@ -148,9 +149,9 @@ class ConvertCommandTest {
             assertThat(r.err()).startsWith("qimg: ").endsWith("\n").doesNotContain("\tat ");
             assertThat(r.err().lines()).hasSize(1);
         }
-        assertThat(Qimg.run("convert", "-O", "qcow2", image, dir.resolve("a.qcow2").toString()).err())
-                .isEqualTo("qimg: convert -O qcow2 is not supported yet; use -O raw\n");
-        assertThat(dir.resolve("a.qcow2")).doesNotExist();
+        assertThat(Qimg.run("convert", "-c", image, dir.resolve("a.raw").toString()).err())
+                .isEqualTo("qimg: -c, -o and -B need -O qcow2\n");
+        assertThat(dir.resolve("a.raw")).doesNotExist();
         assertThat(Qimg.run("convert", image, dir.resolve("no/such/folder/e.raw").toString()).err())
                 .isEqualTo("qimg: Could not create '" + dir.resolve("no/such/folder/e.raw") + "': No such file or directory\n");
     }
