@@ -121,7 +121,92 @@ row_start-up() {
   map_row "start-up: map --output=json, empty 1 MiB image" "$image"
 }
 
-all_rows=(map-sparse-4t map-chain map-far-4t start-up)
+# Writes: each tool writes its own copy of the same fresh image (qemu-img bench is the peer).
+bench_row() {
+  local label="$1"; shift
+  qemu-img create -q -f qcow2 "$work/bench-qemu.qcow2" 4G
+  qemu-img create -q -f qcow2 "$work/bench-qimg.qcow2" 4G
+  timed_row "$label" -- qemu-img bench -q -w "$@" "$work/bench-qemu.qcow2" -- "$qimg" bench -q -w "$@" "$work/bench-qimg.qcow2"
+  qemu-img compare -q "$work/bench-qemu.qcow2" "$work/bench-qimg.qcow2" \
+    || { echo "compare: FAILED: $label: the written images differ" >&2; exit 1; }
+}
+
+row_write-seq() {
+  bench_row "sequential write, 1 GiB in 1 MiB requests" -c 1024 -s 1M
+}
+
+row_write-rand4k() {
+  bench_row "scattered 4 KiB writes, 20,000 allocating" -c 20000 -s 4k -S 1234567
+}
+
+# A dense image, made once: 1 GiB of data (qemu-io pattern writes).
+dense_image() {
+  local image="$images/dense-$1.qcow2"
+  if [ ! -f "$image" ]; then
+    qemu-img create -q -f qcow2 "$image.part" "$1"
+    qemu-io -c "write -P 0x5a 0 $1" "$image.part" >/dev/null
+    mv "$image.part" "$image"
+  fi
+  echo "$image"
+}
+
+row_convert-qcow2() {
+  local image
+  image="$(dense_image 1G)"
+  timed_row "convert -O qcow2, dense 1 GiB" -- qemu-img convert -O qcow2 "$image" "$work/conv-qemu.qcow2" \
+    -- "$qimg" convert -O qcow2 "$image" "$work/conv-qimg.qcow2"
+  qemu-img compare -q "$work/conv-qemu.qcow2" "$work/conv-qimg.qcow2" \
+    || { echo "compare: FAILED: convert outputs differ" >&2; exit 1; }
+}
+
+row_convert-raw() {
+  local image
+  image="$(dense_image 1G)"
+  timed_row "convert -O raw, dense 1 GiB" -- qemu-img convert -O raw "$image" "$work/conv-qemu.raw" \
+    -- "$qimg" convert -O raw "$image" "$work/conv-qimg.raw"
+}
+
+# NBD: the same image served by qemu-nbd and by qimg serve, each on its own Unix socket.
+serve_both() {
+  local image="$1"; shift
+  qemu-nbd -r -t -k "$work/qemu.sock" -f qcow2 "$@" "$image" &
+  qemu_nbd=$!
+  "$qimg" serve -r -t -k "$work/qimg.sock" -f qcow2 "$@" "$image" &
+  qimg_serve=$!
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ -S "$work/qemu.sock" ] && [ -S "$work/qimg.sock" ] && return 0
+    sleep 0.1
+  done
+  echo "compare: the NBD servers did not start" >&2
+  exit 1
+}
+
+stop_both() {
+  kill "$qemu_nbd" "$qimg_serve" 2>/dev/null || true
+  wait "$qemu_nbd" "$qimg_serve" 2>/dev/null || true
+  rm -f "$work/qemu.sock" "$work/qimg.sock"
+}
+
+row_nbdcopy() {
+  local image
+  image="$(dense_image 4G)"
+  serve_both "$image"
+  timed_row "nbdcopy ... null:, dense 4 GiB" -- nbdcopy "nbd+unix:///?socket=$work/qemu.sock" null: \
+    -- nbdcopy "nbd+unix:///?socket=$work/qimg.sock" null:
+  stop_both
+}
+
+row_nbd-map() {
+  serve_both "$images/sparse-4t.qcow2"
+  same_output "nbdinfo --map" -- nbdinfo --map "nbd+unix:///?socket=$work/qemu.sock" \
+    -- nbdinfo --map "nbd+unix:///?socket=$work/qimg.sock"
+  timed_row "nbdinfo --map, 4 TiB sparse" -- nbdinfo --map "nbd+unix:///?socket=$work/qemu.sock" \
+    -- nbdinfo --map "nbd+unix:///?socket=$work/qimg.sock"
+  stop_both
+}
+
+all_rows=(map-sparse-4t map-chain map-far-4t start-up write-seq write-rand4k convert-qcow2 convert-raw nbdcopy nbd-map)
 if [ ${#selected[@]} -eq 0 ]; then
   selected=("${all_rows[@]}")
 fi
