@@ -144,7 +144,14 @@ dense_image() {
   local image="$images/dense-$1.qcow2"
   if [ ! -f "$image" ]; then
     qemu-img create -q -f qcow2 "$image.part" "$1"
-    qemu-io -c "write -P 0x5a 0 $1" "$image.part" >/dev/null
+    local gib="${1%G}" i cmds=()
+    for ((i = 0; i < gib; i++)); do
+      cmds+=(-c "write -P 0x5a ${i}G 1G")  # qemu-io takes at most 2 GiB a request
+    done
+    if qemu-io "${cmds[@]}" "$image.part" | grep -q failed; then
+      echo "compare: making $image failed" >&2
+      exit 1
+    fi
     mv "$image.part" "$image"
   fi
   echo "$image"
