@@ -58,7 +58,7 @@ final class Qcow2Copy {
     }
 
     private void copyRange(long from, long to) throws IOException {
-        ByteBuffer buffer = ByteBuffer.allocate((int) Math.min(CHUNK, to - from));
+        ByteBuffer buffer = ByteBuffer.allocateDirect((int) Math.min(CHUNK, to - from));
         for (long at = from; at < to; ) {
             int n = (int) Math.min(buffer.capacity(), to - at);
             buffer.clear().limit(n);

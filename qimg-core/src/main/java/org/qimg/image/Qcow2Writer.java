@@ -263,6 +263,13 @@ final class Qcow2Writer {
         long at = guestOffset;
         while (src.hasRemaining()) {
             long inCluster = at & (clusterSize - 1);
+            if (inCluster == 0 && src.remaining() >= 2 * clusterSize && !externalData) {
+                int run = writeFreshClusters(at, src);
+                if (run > 0) {
+                    at += (long) run << clusterBits;
+                    continue;
+                }
+            }
             int n = (int) Math.min(src.remaining(), clusterSize - inCluster);
             ByteBuffer part = src.slice(src.position(), n);
             writeInCluster(at, part);
@@ -271,6 +278,40 @@ final class Qcow2Writer {
         }
         dataDirty = true;
         maybeFlush();
+    }
+
+    /**
+     * Writes a run of whole clusters that are unallocated (no host cluster, no zero flag) to newly
+     * allocated contiguous clusters in one write: nothing of them needs copying. Returns how many
+     * clusters it wrote (0 when the first one does not qualify); stays within one L2 table.
+     */
+    private int writeFreshClusters(long guestOffset, ByteBuffer src) throws IOException {
+        long clusterIndex = guestOffset >>> clusterBits;
+        Slot first = slot(clusterIndex, true);
+        int entries = 1 << l2Bits;
+        int limit = (int) Math.min(src.remaining() >>> clusterBits, entries - first.index);
+        int run = 0;
+        while (run < limit) {
+            long offset = (long) (first.index + run) * entryBytes;
+            long entry = first.table.get(Qcow2Layer.BE_LONG, offset);
+            long bitmap = extended ? first.table.get(Qcow2Layer.BE_LONG, offset + 8) : 0;
+            if (entry != 0 || bitmap != 0) {
+                break;
+            }
+            run++;
+        }
+        if (run < 2) {
+            return 0;
+        }
+        long host = allocateClusters(run);
+        int bytes = run << clusterBits;
+        dataFile.write(host, src.slice(src.position(), bytes));
+        src.position(src.position() + bytes);
+        for (int i = 0; i < run; i++) {
+            Slot slot = new Slot(first.table, first.tableOffset, first.index + i);
+            slot.set((host + ((long) i << clusterBits)) | L2Entry.COPIED, extended ? 0xFFFF_FFFFL : 0);
+        }
+        return run;
     }
 
     private void writeInCluster(long guestOffset, ByteBuffer data) throws IOException {
