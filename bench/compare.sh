@@ -93,9 +93,7 @@ timed_row() {
     }'
 }
 
-# One function per row; a row checks its outputs, then times. Add rows here (and to all_rows):
-# an NBD map (nbdinfo --map against qimg serve / qemu-nbd), NBD read throughput (nbdcopy ... null:),
-# convert -O raw of a dense image, write throughput.
+# One function per row; a row checks its outputs, then times. Add rows here (and to all_rows).
 map_row() {
   local label="$1" image="$2"
   same_output "$label" -- qemu-img map --output=json "$image" -- "$qimg" map --output=json "$image"

@@ -17,23 +17,27 @@ if ! command -v qemu-img >/dev/null 2>&1; then
   echo "qimg AOT training: qemu-img is missing, so no AOT cache (bin/qimg starts slower)" >&2
   exit 0
 fi
-set -e
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
-# A backing chain with data, zero clusters and unallocated ranges, a raw file, and an image large
-# enough for the parallel map.
-qemu-img create -q -f raw base.raw 4M
-qemu-img create -q -f qcow2 -o cluster_size=65536 -b base.raw -F raw mid.qcow2 8M
-qemu-img create -q -f qcow2 -o cluster_size=65536 -b mid.qcow2 -F qcow2 top.qcow2 8M
-qemu-img create -q -f qcow2 -o cluster_size=65536 big.qcow2 64G
-if command -v qemu-io >/dev/null 2>&1; then
-  qemu-io -f raw -c 'write -q -P 1 0 64k' base.raw
-  qemu-io -f qcow2 -c 'write -q -P 2 64k 64k' -c 'write -q -z 128k 64k' mid.qcow2
-  qemu-io -f qcow2 -c 'write -q -P 3 192k 128k' -c 'write -q -z 0 64k' top.qcow2
-  qemu-io -f qcow2 -c 'write -q -P 4 0 64k' -c 'write -q -P 5 40G 64k' big.qcow2
+# Each step checks itself: set -e does not apply inside a function whose status is tested.
+make_images() {
+  rm -rf "$work" && mkdir -p "$work" && cd "$work" || return 1
+  # A backing chain with data, zero clusters and unallocated ranges, a raw file, and an image large
+  # enough for the parallel map.
+  qemu-img create -q -f raw base.raw 4M &&
+    qemu-img create -q -f qcow2 -o cluster_size=65536 -b base.raw -F raw mid.qcow2 8M &&
+    qemu-img create -q -f qcow2 -o cluster_size=65536 -b mid.qcow2 -F qcow2 top.qcow2 8M &&
+    qemu-img create -q -f qcow2 -o cluster_size=65536 big.qcow2 64G || return 1
+  if command -v qemu-io >/dev/null 2>&1; then
+    qemu-io -f raw -c 'write -q -P 1 0 64k' base.raw &&
+      qemu-io -f qcow2 -c 'write -q -P 2 64k 64k' -c 'write -q -z 128k 64k' mid.qcow2 &&
+      qemu-io -f qcow2 -c 'write -q -P 3 192k 128k' -c 'write -q -z 0 64k' top.qcow2 &&
+      qemu-io -f qcow2 -c 'write -q -P 4 0 64k' -c 'write -q -P 5 40G 64k' big.qcow2 || return 1
+  fi
+}
+if ! (make_images); then
+  echo "qimg AOT training: could not make the training images in $work, so no AOT cache" >&2
+  exit 0
 fi
-set +e
+cd "$work"
 # Training and assembly print progress on stdout and stderr: keep it out of the build log unless
 # something fails.
 if "$java" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss8m -XX:AOTCacheOutput="$out" \

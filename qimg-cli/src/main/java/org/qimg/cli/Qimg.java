@@ -13,7 +13,17 @@ public final class Qimg {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args));
+        int code = run(args);
+        // A plain map that succeeded just returns: its threads are daemons, and System.exit would
+        // first look up a System.Logger (Runtime.exit logs at debug level), loading some thirty
+        // classes for nothing. Other commands may leave threads behind, so they exit explicitly.
+        if (code != 0 || !isPlainMap(args)) {
+            System.exit(code);
+        }
+    }
+
+    private static boolean isPlainMap(String[] args) {
+        return MapCommand.parsePlain(args) != null;
     }
 
     /** Runs one command line; returns the exit code. */
