@@ -143,7 +143,9 @@ final class ConvertCommand implements Callable<Integer> {
             parser.set("size", Long.toString(device.size()));
             Qcow2Creator.create(out, parser.toOptions());
             Progress bar = new Progress(spec.commandLine().getErr(), progress && !quiet, 1f);
-            try (BlockDevice output = Images.open(target, OpenOptions.defaults().withFormat("qcow2").writable())) {
+            // Like qemu-img convert (cache=unsafe): ordered writes, no waiting for the disk.
+            try (BlockDevice output = Images.open(target,
+                    OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(true))) {
                 new Qcow2Copy(device, output, outputBacking != null, compress, bar).run();
             }
             bar.end();

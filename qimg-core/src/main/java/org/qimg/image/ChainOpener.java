@@ -57,6 +57,9 @@ public final class ChainOpener {
                 if (!options.forceShare()) {
                     file.lock();
                 }
+                if (options.unsafeCache()) {
+                    file.disableSyncs();
+                }
                 ByteBuffer first = readHead(file);
                 String format = currentFormat != null ? currentFormat : probe(first, currentName);
                 if (format.equals("raw")) {
@@ -76,6 +79,9 @@ public final class ChainOpener {
                     try {
                         dataFile = file.isWritable() ? HostFile.openReadWrite(Path.of(dataName), dataName)
                                 : HostFile.openReadOnly(Path.of(dataName), dataName);
+                        if (options.unsafeCache()) {
+                            dataFile.disableSyncs();
+                        }
                     } catch (NoSuchFileException e) {
                         throw new ImageException("Could not open data file '" + dataName + "' of '" + currentName
                                 + "': No such file or directory");

@@ -300,6 +300,9 @@ final class Qcow2Writer {
             }
             run++;
         }
+        if (run == 0) {
+            return writeInPlaceRun(first, limit, src);
+        }
         if (run < 2) {
             return 0;
         }
@@ -311,6 +314,37 @@ final class Qcow2Writer {
             Slot slot = new Slot(first.table, first.tableOffset, first.index + i);
             slot.set((host + ((long) i << clusterBits)) | L2Entry.COPIED, extended ? 0xFFFF_FFFFL : 0);
         }
+        return run;
+    }
+
+    /**
+     * Overwrites a run of whole clusters that this image owns (COPIED, all data) and that lie
+     * contiguously in the file, in one write.
+     */
+    private int writeInPlaceRun(Slot first, int limit, ByteBuffer src) throws IOException {
+        long host = -1;
+        int run = 0;
+        while (run < limit) {
+            long offset = (long) (first.index + run) * entryBytes;
+            long entry = first.table.get(Qcow2Layer.BE_LONG, offset);
+            long bitmap = extended ? first.table.get(Qcow2Layer.BE_LONG, offset + 8) : 0;
+            boolean owned = (entry & L2Entry.COPIED) != 0 && (entry & (L2Entry.COMPRESSED_FLAG | L2Entry.ZERO_FLAG)) == 0
+                    && L2Entry.hostClusterOffset(entry) != 0 && (!extended || bitmap == 0xFFFF_FFFFL);
+            long clusterHost = L2Entry.hostClusterOffset(entry);
+            if (!owned || (host >= 0 && clusterHost != host + ((long) run << clusterBits))) {
+                break;
+            }
+            if (host < 0) {
+                host = clusterHost;
+            }
+            run++;
+        }
+        if (run < 2) {
+            return 0;
+        }
+        int bytes = run << clusterBits;
+        dataFile.write(host, src.slice(src.position(), bytes));
+        src.position(src.position() + bytes);
         return run;
     }
 
