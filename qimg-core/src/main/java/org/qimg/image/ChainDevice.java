@@ -54,27 +54,20 @@ public final class ChainDevice implements BlockDevice {
         zero(dst);
     }
 
+    /** Whether the layers under the top read as zero by metadata over a range (zero past their end). */
     private boolean belowIsZero(long guestOffset, long length) throws IOException {
         Layer below = top.backing();
-        if (below == null || guestOffset >= below.size()) {
-            return true;
-        }
-        ChainWalker walker = new ChainWalker(below);
-        long end = Math.min(below.size(), guestOffset + length);
-        for (long at = guestOffset; at < end; ) {
-            Extent e = walker.extentAt(at, end - at);
-            if (!e.zero()) {
-                return false;
-            }
-            at = e.end();
-        }
-        return true;
+        return below == null || guestOffset >= below.size() || readsZero(below, guestOffset, length);
     }
 
     /** Whether the whole chain reads as zero by metadata over a range. */
     private boolean readsZero(long guestOffset, long length) throws IOException {
-        ChainWalker walker = new ChainWalker(top);
-        long end = Math.min(top.size(), guestOffset + length);
+        return readsZero(top, guestOffset, length);
+    }
+
+    private static boolean readsZero(Layer from, long guestOffset, long length) throws IOException {
+        ChainWalker walker = new ChainWalker(from);
+        long end = Math.min(from.size(), guestOffset + length);
         for (long at = guestOffset; at < end; ) {
             Extent e = walker.extentAt(at, end - at);
             if (!e.zero()) {
