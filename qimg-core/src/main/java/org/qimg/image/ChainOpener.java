@@ -75,7 +75,9 @@ public final class ChainOpener {
                 Qcow2Header header = Qcow2Header.parse(first, file.size(), currentName);
                 HostFile dataFile = file;
                 if (header.hasDataFile()) {
-                    String dataName = combine(currentName, header.dataFile());
+                    // QEMU opens the data-file name as it is stored: a relative name is relative to
+                    // the working directory, not to the image's folder (unlike backing files).
+                    String dataName = header.dataFile();
                     try {
                         dataFile = file.isWritable() ? HostFile.openReadWrite(Path.of(dataName), dataName)
                                 : HostFile.openReadOnly(Path.of(dataName), dataName);
