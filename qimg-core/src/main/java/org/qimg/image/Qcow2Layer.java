@@ -118,10 +118,6 @@ public final class Qcow2Layer implements Layer {
         return writable;
     }
 
-    TableCache<byte[]> compressedCache() {
-        return compressedCache;
-    }
-
     @Override
     public Layer backing() {
         return backing;

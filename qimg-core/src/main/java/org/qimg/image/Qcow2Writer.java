@@ -234,27 +234,27 @@ final class Qcow2Writer {
             if (!create) {
                 return null;
             }
-            long table = allocateClusters(1);
-            MemorySegment fresh = MemorySegment.ofArray(new byte[(int) clusterSize]);
-            layer.dirtyL2.put(table, fresh);
-            layer.l2Cache().invalidate(table);
-            l1[l1Index] = table | L2Entry.COPIED;
-            dirtyL1.set(l1Index);
-            return new Slot(fresh, table, l2Index);
+            return installTable(l1, l1Index, l2Index, MemorySegment.ofArray(new byte[(int) clusterSize]));
         }
         if ((l1Entry & L2Entry.COPIED) == 0 && create) {
             // The table is shared with a snapshot: copy it before changing it.
             MemorySegment old = layer.l2Table(l1Index);
-            long table = allocateClusters(1);
-            MemorySegment copy = MemorySegment.ofArray(old.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
-            layer.dirtyL2.put(table, copy);
-            layer.l2Cache().invalidate(table);
-            l1[l1Index] = table | L2Entry.COPIED;
-            dirtyL1.set(l1Index);
+            Slot slot = installTable(l1, l1Index, l2Index,
+                    MemorySegment.ofArray(old.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)));
             free(l2Offset >>> clusterBits, 1);
-            return new Slot(copy, table, l2Index);
+            return slot;
         }
         return new Slot(layer.l2Table(l1Index), l2Offset, l2Index);
+    }
+
+    /** Puts {@code content} in a newly allocated L2 table that L1 entry {@code l1Index} points at. */
+    private Slot installTable(long[] l1, int l1Index, int l2Index, MemorySegment content) throws IOException {
+        long table = allocateClusters(1);
+        layer.dirtyL2.put(table, content);
+        layer.l2Cache().invalidate(table);
+        l1[l1Index] = table | L2Entry.COPIED;
+        dirtyL1.set(l1Index);
+        return new Slot(content, table, l2Index);
     }
 
     // ---------------------------------------------------------------- guest writes
@@ -691,7 +691,7 @@ final class Qcow2Writer {
         if (existing == null && newEntry == 0 && newBitmap == 0) {
             return;
         }
-        Slot slot = existing != null ? slot(clusterIndex, true) : slot(clusterIndex, true);
+        Slot slot = slot(clusterIndex, true);
         entry = slot.entry();
         release(entry, compressed ? SubclusterType.COMPRESSED
                 : hostExists ? SubclusterType.NORMAL : SubclusterType.UNALLOCATED_PLAIN);
