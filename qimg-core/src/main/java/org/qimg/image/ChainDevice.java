@@ -14,12 +14,15 @@ import org.qimg.map.ChainWalker;
 
 /**
  * A chain of layers served as one {@link BlockDevice}. Reads, seeks and maps run concurrently under
- * a read lock; writes to the top layer take the write lock, so overlapping requests are ordered.
+ * a read lock. So do writes over data the top image owns already (and all writes to a raw top):
+ * they change no metadata, and a range gate orders the overlapping ones. Every other change
+ * (allocation, copy-on-write, zeroes, discard, flush, resize) takes the write lock.
  */
 public final class ChainDevice implements BlockDevice {
     private final Layer top;
     private final List<Layer> layers = new ArrayList<>();
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final RangeGate gate = new RangeGate();
     private final Qcow2Writer writer;
     private final boolean writable;
     private boolean closed;
@@ -160,14 +163,32 @@ public final class ChainDevice implements BlockDevice {
 
     @Override
     public void write(long guestOffset, ByteBuffer src) throws IOException {
+        // Writes over data the top image owns change no metadata: they run under the shared lock,
+        // beside reads and each other, ordered among themselves by the gate.
+        lock.readLock().lock();
+        try {
+            checkWritable(guestOffset, src.remaining());
+            long[] runs = writer != null ? writer.inPlaceRuns(guestOffset, src.remaining()) : null;
+            if (runs != null || writer == null) {
+                long[] entered = gate.enter(guestOffset, guestOffset + src.remaining());
+                try {
+                    if (runs != null) {
+                        writer.writeRuns(runs, src);
+                    } else {
+                        ((RawLayer) top).file().write(guestOffset, src);
+                    }
+                } finally {
+                    gate.leave(entered);
+                }
+                return;
+            }
+        } finally {
+            lock.readLock().unlock();
+        }
         lock.writeLock().lock();
         try {
             checkWritable(guestOffset, src.remaining());
-            if (writer != null) {
-                writer.write(guestOffset, src);
-            } else {
-                ((RawLayer) top).file().write(guestOffset, src);
-            }
+            writer.write(guestOffset, src);
         } finally {
             lock.writeLock().unlock();
         }

@@ -27,7 +27,8 @@ import org.qimg.host.HostFile;
  * </ol>
  * Metadata changes stay in memory (dirty) until {@link #flush}, which runs on request, when too many
  * tables are dirty, and before the rare table moves (refcount table and L1 growth).
- * Not thread-safe: the device's write lock guards it.
+ * Not thread-safe: the device's write lock guards it, except for {@link #inPlaceRuns} and
+ * {@link #writeRuns}, which change no metadata and run under its shared lock.
  */
 final class Qcow2Writer {
     private static final int MAX_DIRTY_L2 = 1024;
@@ -69,7 +70,8 @@ final class Qcow2Writer {
     private long freeHint;
     /** Host byte offset of free room after the last compressed cluster written, or -1. */
     private long compressedNext = -1;
-    private boolean dataDirty;
+    /** Written by in-place writes under the device's shared lock too, read by {@link #flush}. */
+    private volatile boolean dataDirty;
 
     Qcow2Writer(Qcow2Layer layer, BelowReader below, BelowZero belowZero, BelowZero readsZero) throws IOException {
         this.readsZero = readsZero;
@@ -278,6 +280,77 @@ final class Qcow2Writer {
         }
         dataDirty = true;
         maybeFlush();
+    }
+
+    /**
+     * Where a write of {@code length} bytes at {@code guestOffset} can go without any metadata
+     * change: the host runs it covers, as (host offset, length) pairs in guest order, when every byte
+     * lies in data this image owns (allocated, not zero, not compressed, not shared with a snapshot);
+     * null when any byte does not, for the write path to handle. Reads metadata only.
+     */
+    long[] inPlaceRuns(long guestOffset, long length) throws IOException {
+        long[] l1 = layer.l1();
+        long[] runs = new long[4];
+        int count = 0;
+        long end = guestOffset + length;
+        for (long at = guestOffset; at < end; ) {
+            long clusterIndex = at >>> clusterBits;
+            int l1Index = (int) (clusterIndex >>> l2Bits);
+            if (l1Index >= l1.length || L2Entry.l2TableOffset(l1[l1Index]) == 0) {
+                return null;
+            }
+            MemorySegment table = layer.l2Table(l1Index);
+            long slot = (clusterIndex & ((1L << l2Bits) - 1)) * entryBytes;
+            long entry = table.get(Qcow2Layer.BE_LONG, slot);
+            int inCluster = (int) (at & (clusterSize - 1));
+            int n = (int) Math.min(end - at, clusterSize - inCluster);
+            if (!ownsData(entry, extended ? table.get(Qcow2Layer.BE_LONG, slot + 8) : 0, inCluster, n)) {
+                return null;
+            }
+            long host = L2Entry.hostClusterOffset(entry) + inCluster;
+            if (count > 0 && runs[count - 2] + runs[count - 1] == host) {
+                runs[count - 1] += n;
+            } else {
+                if (count == runs.length) {
+                    runs = java.util.Arrays.copyOf(runs, 2 * count);
+                }
+                runs[count++] = host;
+                runs[count++] = n;
+            }
+            at += n;
+        }
+        return java.util.Arrays.copyOf(runs, count);
+    }
+
+    /** Whether bytes [inCluster, inCluster + n) of a cluster hold data this image may overwrite in place. */
+    private boolean ownsData(long entry, long bitmap, int inCluster, int n) {
+        if ((entry & L2Entry.COMPRESSED_FLAG) != 0 || ((entry & L2Entry.COPIED) == 0 && !externalData)) {
+            return false;
+        }
+        if (!extended) {
+            return L2Entry.classify(entry, externalData) == SubclusterType.NORMAL;
+        }
+        if (L2Entry.hostClusterOffset(entry) == 0 && !(externalData && (entry & L2Entry.COPIED) != 0)) {
+            return false;
+        }
+        int first = inCluster >>> subclusterBits;
+        int last = (inCluster + n - 1) >>> subclusterBits;
+        long touched = ((1L << (last - first + 1)) - 1) << first;
+        long alloc = bitmap & 0xFFFF_FFFFL;
+        long zero = bitmap >>> 32;
+        return (alloc & zero) == 0 && (alloc & touched) == touched && (zero & touched) == 0;
+    }
+
+    /** Writes {@code src} over the host runs that {@link #inPlaceRuns} gave for it. */
+    void writeRuns(long[] runs, ByteBuffer src) throws IOException {
+        int at = src.position();
+        for (int i = 0; i < runs.length; i += 2) {
+            int n = (int) runs[i + 1];
+            dataFile.write(runs[i], src.slice(at, n));
+            at += n;
+        }
+        src.position(at);
+        dataDirty = true;
     }
 
     /**
