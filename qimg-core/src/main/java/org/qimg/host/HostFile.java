@@ -131,9 +131,54 @@ public final class HostFile implements Closeable {
             at += channel.write(src, at);
         }
         growTo(end);
+        if (syncs && unsynced.addAndGet(end - hostOffset) >= WRITE_BEHIND_BYTES) {
+            writeBehind();
+        }
     }
 
-    private synchronized void growTo(long end) {
+    /** Dirty bytes after which their write-back starts early, so that the next sync waits less. */
+    private static final long WRITE_BEHIND_BYTES = 32L << 20;
+    /** Bytes written since the last sync or write-behind; a hint, not an exact count. */
+    private final java.util.concurrent.atomic.AtomicLong unsynced = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicBoolean writeBehindQueued =
+            new java.util.concurrent.atomic.AtomicBoolean();
+    /** Held while the descriptor is in use by write-behind, and by close, so close never races it. */
+    private final Object fdInUse = new Object();
+    private boolean closed;
+
+    /** The one thread that starts write-backs for every file, off the writers' threads. */
+    private static final class WriteBehind {
+        static final java.util.concurrent.Executor THREAD = java.util.concurrent.Executors.newSingleThreadExecutor(
+                r -> Thread.ofPlatform().daemon().name("qimg-write-behind").unstarted(r));
+    }
+
+    /**
+     * Write-behind: asks the kernel (sync_file_range) to start writing this file's dirty pages back,
+     * on a background thread and without waiting, once enough were written since the last time.
+     * Durability still comes only from {@link #sync}; this makes a later sync shorter.
+     */
+    private void writeBehind() {
+        unsynced.set(0);
+        if (!writeBehindQueued.compareAndSet(false, true)) {
+            return;
+        }
+        WriteBehind.THREAD.execute(() -> {
+            writeBehindQueued.set(false);
+            synchronized (fdInUse) {
+                if (!closed) {
+                    Native.startWriteBack(fd);
+                }
+            }
+        });
+    }
+
+    private void growTo(long end) {
+        if (end > size) {
+            grow(end);
+        }
+    }
+
+    private synchronized void grow(long end) {
         if (end > size) {
             size = end;
         }
@@ -158,6 +203,7 @@ public final class HostFile implements Closeable {
     /** Makes every write so far durable (fdatasync). */
     public void sync() throws IOException {
         if (syncs) {
+            unsynced.set(0);
             channel.force(false);
         }
     }
@@ -188,6 +234,9 @@ public final class HostFile implements Closeable {
         try {
             channel.close();
         } finally {
+            synchronized (fdInUse) {
+                closed = true;
+            }
             Native.close(fd);
             arena.close();
         }

@@ -11,11 +11,15 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
-/** The few Linux system calls the JDK lacks, through the FFM API: open, close, lseek, fstat. */
+/**
+ * The few Linux system calls the JDK lacks, through the FFM API: open, close, lseek, fstat, ftruncate,
+ * sync_file_range.
+ */
 final class Native {
     static final int SEEK_DATA = 3;
     static final int SEEK_HOLE = 4;
     static final int ENXIO = 6;
+    private static final int SYNC_FILE_RANGE_WRITE = 2;
     private static final int O_RDONLY = 0;
     private static final int O_RDWR = 2;
     private static final int O_CLOEXEC = 0x80000;
@@ -60,6 +64,12 @@ final class Native {
         static final MethodHandle HANDLE = handle("ftruncate",
                 FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG),
                 Linker.Option.captureCallState("errno"));
+    }
+
+    private static final class SyncFileRange {
+        static final MethodHandle HANDLE = handle("sync_file_range",
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
+                        ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
     }
 
     private static MethodHandle handle(String name, FunctionDescriptor descriptor, Linker.Option... options) {
@@ -124,6 +134,18 @@ final class Native {
             }
         } catch (IOException | RuntimeException | Error e) {
             throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE): starts writing the file's dirty pages back
+     * without waiting for them. Advisory, so a failure (a file system without it) is ignored.
+     */
+    static void startWriteBack(int fd) {
+        try {
+            int ignored = (int) SyncFileRange.HANDLE.invokeExact(fd, 0L, 0L, SYNC_FILE_RANGE_WRITE);
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
