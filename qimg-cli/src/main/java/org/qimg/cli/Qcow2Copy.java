@@ -1,6 +1,8 @@
 package org.qimg.cli;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 
 import org.qimg.BlockDevice;
@@ -14,6 +16,8 @@ import org.qimg.Extent;
  */
 final class Qcow2Copy {
     private static final int CHUNK = 2 << 20;
+    private static final int ZERO_PIECE = 4096;
+    private static final MemorySegment ZEROES = Arena.global().allocate(ZERO_PIECE);
 
     private final BlockDevice source;
     private final BlockDevice target;
@@ -80,7 +84,7 @@ final class Qcow2Copy {
             cluster.clear().limit((int) n);
             source.read(at, cluster);
             cluster.flip();
-            if (!onBacking && isZero(cluster.duplicate())) {
+            if (!onBacking && isZero(cluster)) {
                 continue;
             }
             if (n == unit) {
@@ -92,15 +96,18 @@ final class Qcow2Copy {
         return Math.max(done, (to + unit - 1) / unit * unit);
     }
 
+    /**
+     * Whether the buffer's remaining bytes are all zero, by {@code MemorySegment.mismatch} against
+     * zeroes (a getLong loop under C1 took ~0.7 s a GiB). Compared 4 KiB at a time: the JDK method that
+     * calls the vectorised comparison is compiled, and starts using the CPU's wide compares, only after
+     * a few hundred calls; with 2 MiB at a time half of a 1 GiB copy ran before that, ~3x slower.
+     */
     private static boolean isZero(ByteBuffer b) {
-        ByteBuffer d = b.duplicate();
-        while (d.remaining() >= 8) {
-            if (d.getLong() != 0) {
-                return false;
-            }
-        }
-        while (d.hasRemaining()) {
-            if (d.get() != 0) {
+        MemorySegment bytes = MemorySegment.ofBuffer(b);
+        long size = bytes.byteSize();
+        for (long at = 0; at < size; at += ZERO_PIECE) {
+            long n = Math.min(ZERO_PIECE, size - at);
+            if (MemorySegment.mismatch(bytes, at, at + n, ZEROES, 0, n) >= 0) {
                 return false;
             }
         }

@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -78,6 +79,30 @@ class ConvertQcow2Test {
         assertClean(out);
         Tools.run("qemu-img", "compare", "-F", "qcow2", image.path().toString(), out.toString());
         assertThat(Tools.run("qemu-img", "info", out.toString())).contains("backing file: " + backing);
+    }
+
+    @Test
+    void allZeroDataChunksAreLeftOut() throws IOException {
+        // Data clusters that hold zeroes, but for the last byte of the first 2 MiB chunk and one byte in
+        // the second 4 KiB of the third: those two chunks are copied, the two all-zero ones are not.
+        Path source = dir.resolve("zero-data.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "8M");
+        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -P 0 0 8M", "-c", "write -P 7 2097151 1",
+                "-c", "write -P 8 4198400 1", source.toString());
+        Path out = dir.resolve("out.qcow2");
+        Qimg.Result r = Qimg.run("convert", "-O", "qcow2", source.toString(), out.toString());
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertClean(out);
+        Tools.run("qemu-img", "compare", source.toString(), out.toString());
+        try (BlockDevice dst = Images.open(out.toString(), OpenOptions.defaults().withFormat("qcow2"))) {
+            List<String> map = new ArrayList<>();
+            BlockDevice.ExtentStream s = dst.map(0, dst.size());
+            for (Extent e = s.next(); e != null; e = s.next()) {
+                map.add(e.start() + "+" + e.length() + (e.data() ? " data" : " hole"));
+            }
+            assertThat(map).containsExactly("0+2097152 data", "2097152+2097152 hole", "4194304+2097152 data",
+                    "6291456+2097152 hole");
+        }
     }
 
     private static void assertClean(Path image) {
