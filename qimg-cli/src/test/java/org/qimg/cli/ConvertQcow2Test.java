@@ -105,6 +105,35 @@ class ConvertQcow2Test {
         }
     }
 
+    @Test
+    void progressGoesToStandardError() {
+        for (boolean compress : new boolean[] {false, true}) {
+            Path out = dir.resolve("progress-" + compress + ".qcow2");
+            Qimg.Result r = Qimg.run(compress ? new String[] {"convert", "-p", "-c", "-O", "qcow2",
+                    Corpus.get().image("chain-3").path().toString(), out.toString()} : new String[] {"convert", "-p",
+                    "-O", "qcow2", Corpus.get().image("chain-3").path().toString(), out.toString()});
+            assertThat(r.exitCode()).as(r.err()).isZero();
+            assertThat(r.out()).isEmpty();
+            assertThat(r.err()).endsWith("    (100.00/100%)\r\n")
+                    .matches("(    \\(\\d{1,3}\\.\\d\\d/100%\\)\\r)+\\n");
+            Tools.run("qemu-img", "compare", Corpus.get().image("chain-3").path().toString(), out.toString());
+        }
+    }
+
+    @Test
+    void damagedSourceFailsInOneLine() throws IOException {
+        Path bad = Qimg.damagedCopy(dir);
+        for (String compress : new String[] {"-p", "-c"}) {
+            Qimg.Result r = Qimg.run("convert", compress, "-O", "qcow2", bad.toString(),
+                    dir.resolve("out.qcow2").toString());
+            assertThat(r.exitCode()).isEqualTo(1);
+            assertThat(r.err()).doesNotContain("\tat ").contains("qimg: " + bad + ": cluster offset 0x10200 unaligned")
+                    .endsWith(")\n");
+            assertThat(r.err().lines()).hasSize(1);
+        }
+        assertThat(Thread.getAllStackTraces().keySet()).noneMatch(t -> t.getName().equals("qimg-read-ahead"));
+    }
+
     private static void assertClean(Path image) {
         Tools.Result check = Tools.exec(null, List.of("qemu-img", "check", image.toString()));
         assertThat(check.exitCode()).as(check.stdout() + check.stderr()).isZero();
