@@ -1,6 +1,7 @@
 package org.qimg.cli;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 
@@ -68,19 +69,22 @@ final class RawCopy {
             return;
         }
         int length = data.remaining();
+        // Compared as segments, without a pair of buffer slices a block (a 1 GiB copy: 0.5 M slices).
+        MemorySegment bytes = MemorySegment.ofBuffer(data);
+        MemorySegment zero = MemorySegment.ofBuffer(zeroes);
         int runStart = -1;
         int at = 0;
         while (at < length) {
             // Blocks are aligned to guest offsets, so the holes line up with the file's blocks.
             int blockEnd = (int) Math.min(length, at + sparseSize - Math.floorMod(guestOffset + at, (long) sparseSize));
-            boolean zero = data.slice(at, blockEnd - at).mismatch(zeroes.slice(0, blockEnd - at)) < 0;
-            if (zero && runStart >= 0) {
+            boolean isZero = MemorySegment.mismatch(bytes, at, blockEnd, zero, 0, blockEnd - at) < 0;
+            if (isZero && runStart >= 0) {
                 write(guestOffset + runStart, data.slice(runStart, at - runStart));
                 runStart = -1;
-            } else if (!zero && runStart < 0) {
+            } else if (!isZero && runStart < 0) {
                 runStart = at;
             }
-            if (zero && !zeroInitialized) {
+            if (isZero && !zeroInitialized) {
                 write(guestOffset + at, zeroes.slice(0, blockEnd - at));
             }
             at = blockEnd;
