@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the AOT cache that bin/qimg uses (JEP 483/514): one training run of the commands that start
-# often (map in every output format, seek) over small images of every kind, recorded and assembled by
-# the JVM into OUT. Run by the build (qimg-cli/pom.xml, package phase) as:
+# often (map in every output format, seek; convert, create, check, io, bench -w: AotTraining says
+# which and why not info) over small images of every kind, recorded and assembled by the JVM into OUT. Run by the build (qimg-cli/pom.xml, package phase) as:
 #   train.sh JAVA JAR OUT WORKDIR
 # The JVM options must be those bin/qimg runs with, and JAR the same path, or the cache is rejected.
 # Never fails the build: without qemu-img, or when the JVM cannot make the cache, it says so and

@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -78,6 +79,59 @@ class ConvertQcow2Test {
         assertClean(out);
         Tools.run("qemu-img", "compare", "-F", "qcow2", image.path().toString(), out.toString());
         assertThat(Tools.run("qemu-img", "info", out.toString())).contains("backing file: " + backing);
+    }
+
+    @Test
+    void allZeroDataChunksAreLeftOut() throws IOException {
+        // Data clusters that hold zeroes, but for the last byte of the first 2 MiB chunk and one byte in
+        // the second 4 KiB of the third: those two chunks are copied, the two all-zero ones are not.
+        Path source = dir.resolve("zero-data.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "8M");
+        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -P 0 0 8M", "-c", "write -P 7 2097151 1",
+                "-c", "write -P 8 4198400 1", source.toString());
+        Path out = dir.resolve("out.qcow2");
+        Qimg.Result r = Qimg.run("convert", "-O", "qcow2", source.toString(), out.toString());
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertClean(out);
+        Tools.run("qemu-img", "compare", source.toString(), out.toString());
+        try (BlockDevice dst = Images.open(out.toString(), OpenOptions.defaults().withFormat("qcow2"))) {
+            List<String> map = new ArrayList<>();
+            BlockDevice.ExtentStream s = dst.map(0, dst.size());
+            for (Extent e = s.next(); e != null; e = s.next()) {
+                map.add(e.start() + "+" + e.length() + (e.data() ? " data" : " hole"));
+            }
+            assertThat(map).containsExactly("0+2097152 data", "2097152+2097152 hole", "4194304+2097152 data",
+                    "6291456+2097152 hole");
+        }
+    }
+
+    @Test
+    void progressGoesToStandardError() {
+        for (boolean compress : new boolean[] {false, true}) {
+            Path out = dir.resolve("progress-" + compress + ".qcow2");
+            Qimg.Result r = Qimg.run(compress ? new String[] {"convert", "-p", "-c", "-O", "qcow2",
+                    Corpus.get().image("chain-3").path().toString(), out.toString()} : new String[] {"convert", "-p",
+                    "-O", "qcow2", Corpus.get().image("chain-3").path().toString(), out.toString()});
+            assertThat(r.exitCode()).as(r.err()).isZero();
+            assertThat(r.out()).isEmpty();
+            assertThat(r.err()).endsWith("    (100.00/100%)\r\n")
+                    .matches("(    \\(\\d{1,3}\\.\\d\\d/100%\\)\\r)+\\n");
+            Tools.run("qemu-img", "compare", Corpus.get().image("chain-3").path().toString(), out.toString());
+        }
+    }
+
+    @Test
+    void damagedSourceFailsInOneLine() throws IOException {
+        Path bad = Qimg.damagedCopy(dir);
+        for (String compress : new String[] {"-p", "-c"}) {
+            Qimg.Result r = Qimg.run("convert", compress, "-O", "qcow2", bad.toString(),
+                    dir.resolve("out.qcow2").toString());
+            assertThat(r.exitCode()).isEqualTo(1);
+            assertThat(r.err()).doesNotContain("\tat ").contains("qimg: " + bad + ": cluster offset 0x10200 unaligned")
+                    .endsWith(")\n");
+            assertThat(r.err().lines()).hasSize(1);
+        }
+        assertThat(Thread.getAllStackTraces().keySet()).noneMatch(t -> t.getName().equals("qimg-read-ahead"));
     }
 
     private static void assertClean(Path image) {

@@ -331,7 +331,6 @@ public final class Qcow2Layer implements Layer {
             int l2Index = (int) (clusterIndex & ((1 << l2Bits) - 1));
             long inCluster = at & (clusterSize - 1);
             int n = (int) Math.min(dst.remaining(), clusterSize - inCluster);
-            ByteBuffer part = dst.slice(dst.position(), n);
             if (l1Index >= l1.length || L2Entry.l2TableOffset(l1[l1Index]) == 0) {
                 throw new IllegalStateException("no data at guest offset " + at);
             }
@@ -341,7 +340,11 @@ public final class Qcow2Layer implements Layer {
             int subcluster = extended ? (int) (inCluster >>> subclusterBits) : 0;
             SubclusterType type = classify(entry, bitmap, subcluster, l1Index, l2Index);
             switch (type) {
-                case NORMAL -> dataFile.read(L2Entry.hostClusterOffset(entry) + inCluster, part);
+                case NORMAL -> {
+                    // One read for this cluster and the following ones that continue it on the host.
+                    n = normalRunBytes(table, l1Index, l2Index, entry, bitmap, inCluster, dst.remaining());
+                    dataFile.read(L2Entry.hostClusterOffset(entry) + inCluster, dst.slice(dst.position(), n));
+                }
                 case COMPRESSED -> {
                     byte[] cluster;
                     try {
@@ -349,13 +352,44 @@ public final class Qcow2Layer implements Layer {
                     } catch (ImageException.Corrupt e) {
                         throw new ImageException.Corrupt(e.getMessage() + " (guest offset " + at + ")", e);
                     }
-                    part.put(cluster, (int) inCluster, n);
+                    dst.put(dst.position(), cluster, (int) inCluster, n);
                 }
                 default -> throw new IllegalStateException("guest offset " + at + " holds no data (" + type + ")");
             }
             dst.position(dst.position() + n);
             at += n;
         }
+    }
+
+    /**
+     * How many of the {@code wanted} bytes from {@code inCluster} of the NORMAL cluster at {@code l2Index}
+     * lie in one contiguous host range: the cluster's own bytes, then those of the following entries of
+     * the same table that are NORMAL and whose host clusters follow on. With extended L2 entries only
+     * whole clusters whose subclusters are all NORMAL are joined.
+     */
+    private int normalRunBytes(MemorySegment table, int l1Index, int l2Index, long entry, long bitmap,
+            long inCluster, int wanted) throws ImageException {
+        long length = clusterSize - inCluster;
+        if (length >= wanted || !wholeNormal(bitmap)) {
+            return (int) Math.min(length, wanted);
+        }
+        long expectedHost = L2Entry.hostClusterOffset(entry) + clusterSize;
+        for (int index = l2Index + 1; length < wanted && index < 1 << l2Bits; index++) {
+            long e = table.get(BE_LONG, (long) index * entryBytes);
+            long b = extended ? table.get(BE_LONG, (long) index * entryBytes + 8) : 0;
+            if (classify(e, b, 0, l1Index, index) != SubclusterType.NORMAL
+                    || L2Entry.hostClusterOffset(e) != expectedHost || !wholeNormal(b)) {
+                break;
+            }
+            length += clusterSize;
+            expectedHost += clusterSize;
+        }
+        return (int) Math.min(length, wanted);
+    }
+
+    /** Whether a cluster known to hold a NORMAL (sub)cluster is NORMAL throughout (always, without subclusters). */
+    private boolean wholeNormal(long bitmap) {
+        return !extended || L2Entry.sameTypeRun(bitmap, 0) == L2Entry.SUBCLUSTERS;
     }
 
     byte[] decompress(long entry) throws IOException {
