@@ -36,10 +36,99 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--debug", hidden = true) boolean debug;
     @Parameters(index = "0", paramLabel = "IMAGE") String image;
     @Spec CommandSpec spec;
+    /** Where the plain path (no picocli) prints; picocli's writer otherwise. */
+    PrintWriter out;
+
+    /**
+     * Reads a plain {@code bench} command line without picocli, whose start costs more than a short
+     * benchmark (see {@link Qimg}): the short options, each at most once, with separate values in
+     * plain decimal (or a size, for -s, -S and -o) and {@code --pattern=N} / {@code --flush-interval=N}.
+     * Returns null for anything else, which picocli then reads (and reports on).
+     */
+    static BenchCommand parsePlain(String[] args) {
+        if (args.length < 2 || !args[0].equals("bench")) {
+            return null;
+        }
+        BenchCommand command = new BenchCommand();
+        command.count = 75000;
+        command.depth = 64;
+        command.bufferSize = "4k";
+        command.offsetText = "0";
+        java.util.Set<String> given = new java.util.HashSet<>();
+        for (int i = 1; i < args.length; i++) {
+            String arg = args[i];
+            if (arg.startsWith("@")) {
+                return null; // picocli reads @FILE's arguments
+            }
+            if (!arg.startsWith("-") || arg.equals("-")) {
+                if (command.image != null) {
+                    return null;
+                }
+                command.image = arg;
+                continue;
+            }
+            int equals = arg.indexOf('=');
+            String name = arg.startsWith("--") && equals > 0 ? arg.substring(0, equals) : arg;
+            if (!given.add(name)) {
+                return null;
+            }
+            if (name.equals("--pattern") || name.equals("--flush-interval")) {
+                long value = equals > 0 ? plainNumber(arg.substring(equals + 1), 9) : -1;
+                if (value < 0) {
+                    return null;
+                }
+                if (name.equals("--pattern")) {
+                    command.pattern = (int) value;
+                } else {
+                    command.flushInterval = value;
+                }
+                continue;
+            }
+            switch (arg) {
+                case "-w" -> command.write = true;
+                case "-q" -> command.quiet = true;
+                case "--debug" -> command.debug = true;
+                case "-f", "-c", "-d", "-s", "-S", "-o" -> {
+                    if (i + 1 == args.length || args[i + 1].startsWith("-") || args[i + 1].startsWith("@")) {
+                        return null;
+                    }
+                    String value = args[++i];
+                    switch (arg) {
+                        case "-f" -> command.format = value;
+                        case "-c" -> command.count = plainNumber(value, 18);
+                        case "-d" -> command.depth = (int) plainNumber(value, 9);
+                        case "-s" -> command.bufferSize = value;
+                        case "-S" -> command.stepSize = value;
+                        default -> command.offsetText = value;
+                    }
+                    if (command.count < 0 || command.depth < 0) {
+                        return null;
+                    }
+                }
+                default -> {
+                    return null;
+                }
+            }
+        }
+        return command.image == null ? null : command;
+    }
+
+    /** A decimal number without sign or leading zero and of at most {@code digits} digits, or -1. */
+    private static long plainNumber(String text, int digits) {
+        if (text.isEmpty() || text.length() > digits || (text.length() > 1 && text.charAt(0) == '0')) {
+            return -1;
+        }
+        for (int i = 0; i < text.length(); i++) {
+            if (text.charAt(i) < '0' || text.charAt(i) > '9') {
+                return -1;
+            }
+        }
+        return Long.parseLong(text);
+    }
 
     @Override
     public Integer call() throws Exception {
-        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter out = spec != null ? spec.commandLine().getOut() : this.out;
         int size = Math.toIntExact(Sizes.parse(bufferSize, "buffer size"));
         long step = stepSize == null ? size : Sizes.parse(stepSize, "step size");
         long offset = Sizes.parse(offsetText, "offset");
@@ -48,6 +137,9 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (depth <= 0) {
             throw new IllegalArgumentException("Invalid queue depth specified");
+        }
+        if (flushInterval > 0 && flushInterval < depth) {
+            throw new IllegalArgumentException("Flush interval can't be smaller than depth");
         }
         OpenOptions options = OpenOptions.defaults().withFormat(format).withReadOnly(!write);
         try (BlockDevice device = Images.open(image, options)) {
