@@ -2,12 +2,9 @@ package org.qimg.host;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
 import org.qimg.ImageException;
@@ -40,10 +37,6 @@ final class ImageLock {
     private static final VarHandle TYPE = FLOCK.varHandle(MemoryLayout.PathElement.groupElement("type"));
     private static final VarHandle START = FLOCK.varHandle(MemoryLayout.PathElement.groupElement("start"));
     private static final VarHandle LEN = FLOCK.varHandle(MemoryLayout.PathElement.groupElement("len"));
-    private static final MethodHandle FCNTL = Linker.nativeLinker().downcallHandle(
-            Linker.nativeLinker().defaultLookup().find("fcntl").orElseThrow(),
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
-            Linker.Option.firstVariadicArg(2));
 
     private ImageLock() {
     }
@@ -78,15 +71,10 @@ final class ImageLock {
             TYPE.set(lock, 0L, F_WRLCK);
             START.set(lock, 0L, offset);
             LEN.set(lock, 0L, 1L);
-            int rc = (int) FCNTL.invokeExact(fd, F_OFD_GETLK, lock);
-            if (rc != 0) {
+            if (Native.fcntl(fd, F_OFD_GETLK, lock) != 0) {
                 return false; // the file system has no locks: nothing to honour
             }
             return (short) TYPE.get(lock, 0L) != F_UNLCK;
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
         }
     }
 
@@ -96,11 +84,7 @@ final class ImageLock {
             TYPE.set(lock, 0L, type);
             START.set(lock, 0L, offset);
             LEN.set(lock, 0L, 1L);
-            int ignored = (int) FCNTL.invokeExact(fd, F_OFD_SETLK, lock);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
+            Native.fcntl(fd, F_OFD_SETLK, lock);
         }
     }
 }

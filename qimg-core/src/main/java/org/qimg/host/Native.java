@@ -6,20 +6,20 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
-import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
 /**
  * The few Linux system calls the JDK lacks, through the FFM API: open, close, lseek, fstat, ftruncate,
- * sync_file_range.
+ * fcntl, sync_file_range.
  */
 final class Native {
     static final int SEEK_DATA = 3;
     static final int SEEK_HOLE = 4;
     static final int ENXIO = 6;
     private static final int SYNC_FILE_RANGE_WRITE = 2;
+    private static final long AT_FDCWD = -100;
     private static final int O_RDONLY = 0;
     private static final int O_RDWR = 2;
     private static final int O_CLOEXEC = 0x80000;
@@ -30,50 +30,46 @@ final class Native {
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CALL_STATE.varHandle(
             java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final SymbolLookup LIBC = LINKER.defaultLookup();
 
-    // One holder class per call, so a handle is made only when first used: making one spins method
-    // handles for a few milliseconds (the first one about 20 ms), a noticeable part of a short qimg
-    // run, and a read-only map never calls lseek or ftruncate.
-    private static final class Open {
-        static final MethodHandle HANDLE = handle("open",
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
-                Linker.Option.captureCallState("errno"), Linker.Option.firstVariadicArg(2));
+    /** System call numbers of the two architectures qimg runs on. */
+    private record Numbers(long openat, long close, long lseek, long fstat, long ftruncate, long fcntl,
+                           long syncFileRange) {
+        static Numbers of(String arch) {
+            return switch (arch) {
+                case "amd64", "x86_64" -> new Numbers(257, 3, 8, 5, 77, 72, 277);
+                case "aarch64" -> new Numbers(56, 57, 62, 80, 46, 25, 84);
+                default -> throw new UnsupportedOperationException(
+                        "qimg's native calls support Linux on x86-64 and aarch64, not " + arch);
+            };
+        }
     }
 
-    private static final class Close {
-        static final MethodHandle HANDLE = handle("close",
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    // Every call goes through libc's syscall(2), so the JVM builds one downcall handle instead of one
+    // per function: building one spins method handles for several milliseconds (the first about
+    // 12 ms), a noticeable part of a short qimg run. Made on first use: a read-only map of a qcow2
+    // image needs none.
+    private static final class Syscall {
+        static final Numbers NR = Numbers.of(System.getProperty("os.arch"));
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(
+                Linker.nativeLinker().defaultLookup().find("syscall").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
+                        ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+                Linker.Option.firstVariadicArg(1), Linker.Option.captureCallState("errno"));
     }
 
-    private static final class Lseek {
-        static final MethodHandle HANDLE = handle("lseek",
-                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
-                        ValueLayout.JAVA_INT),
-                Linker.Option.captureCallState("errno"));
+    /** syscall(nr, a, b, c, d): the result, or -1 with the error number in {@code state}. */
+    private static long syscall(MemorySegment state, long nr, long a, long b, long c, long d) {
+        try {
+            return (long) Syscall.HANDLE.invokeExact(state, nr, a, b, c, d);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
     }
 
-    private static final class Fstat {
-        static final MethodHandle HANDLE = handle("fstat",
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
-                Linker.Option.captureCallState("errno"));
-    }
-
-    private static final class Ftruncate {
-        static final MethodHandle HANDLE = handle("ftruncate",
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG),
-                Linker.Option.captureCallState("errno"));
-    }
-
-    private static final class SyncFileRange {
-        static final MethodHandle HANDLE = handle("sync_file_range",
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG,
-                        ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
-    }
-
-    private static MethodHandle handle(String name, FunctionDescriptor descriptor, Linker.Option... options) {
-        return LINKER.downcallHandle(LIBC.find(name).orElseThrow(), descriptor, options);
+    private static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
     }
 
     private Native() {
@@ -82,24 +78,18 @@ final class Native {
     static int open(String path, boolean writable) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            int fd = (int) Open.HANDLE.invokeExact(state, arena.allocateFrom(path),
-                    (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+            long fd = syscall(state, Syscall.NR.openat(), AT_FDCWD, arena.allocateFrom(path).address(),
+                    (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
             if (fd < 0) {
-                throw new IOException(path + ": open failed, errno " + (int) ERRNO.get(state, 0L));
+                throw new IOException(path + ": open failed, errno " + errno(state));
             }
-            return fd;
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
+            return (int) fd;
         }
     }
 
     static void close(int fd) {
-        try {
-            int ignored = (int) Close.HANDLE.invokeExact(fd);
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
+        try (Arena arena = Arena.ofConfined()) {
+            syscall(arena.allocate(CALL_STATE), Syscall.NR.close(), fd, 0, 0, 0);
         }
     }
 
@@ -107,20 +97,16 @@ final class Native {
     static long lseek(int fd, long offset, int whence) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            long result = (long) Lseek.HANDLE.invokeExact(state, fd, offset, whence);
+            long result = syscall(state, Syscall.NR.lseek(), fd, offset, whence, 0);
             if (result >= 0) {
                 return result;
             }
-            int err = (int) ERRNO.get(state, 0L);
+            int err = errno(state);
             if (err == ENXIO) {
                 return -1;
             }
             throw new IOException("lseek(" + offset + ", " + (whence == SEEK_DATA ? "SEEK_DATA" : "SEEK_HOLE")
                     + ") failed, errno " + err);
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
         }
     }
 
@@ -128,14 +114,16 @@ final class Native {
     static void ftruncate(int fd, long length) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
-            int rc = (int) Ftruncate.HANDLE.invokeExact(state, fd, length);
-            if (rc != 0) {
-                throw new IOException("ftruncate(" + length + ") failed, errno " + (int) ERRNO.get(state, 0L));
+            if (syscall(state, Syscall.NR.ftruncate(), fd, length, 0, 0) != 0) {
+                throw new IOException("ftruncate(" + length + ") failed, errno " + errno(state));
             }
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
+        }
+    }
+
+    /** fcntl(fd, cmd, arg) with a pointer argument; returns its result (-1 on failure). */
+    static int fcntl(int fd, int cmd, MemorySegment arg) {
+        try (Arena arena = Arena.ofConfined()) {
+            return (int) syscall(arena.allocate(CALL_STATE), Syscall.NR.fcntl(), fd, cmd, arg.address(), 0);
         }
     }
 
@@ -144,10 +132,8 @@ final class Native {
      * without waiting for them. Advisory, so a failure (a file system without it) is ignored.
      */
     static void startWriteBack(int fd) {
-        try {
-            int ignored = (int) SyncFileRange.HANDLE.invokeExact(fd, 0L, 0L, SYNC_FILE_RANGE_WRITE);
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
+        try (Arena arena = Arena.ofConfined()) {
+            syscall(arena.allocate(CALL_STATE), Syscall.NR.syncFileRange(), fd, 0, 0, SYNC_FILE_RANGE_WRITE);
         }
     }
 
@@ -156,15 +142,10 @@ final class Native {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CALL_STATE);
             MemorySegment stat = arena.allocate(STAT_SIZE, 8);
-            int rc = (int) Fstat.HANDLE.invokeExact(state, fd, stat);
-            if (rc != 0) {
-                throw new IOException("fstat failed, errno " + (int) ERRNO.get(state, 0L));
+            if (syscall(state, Syscall.NR.fstat(), fd, stat.address(), 0, 0) != 0) {
+                throw new IOException("fstat failed, errno " + errno(state));
             }
             return stat.get(ValueLayout.JAVA_LONG, ST_BLOCKS_OFFSET) * 512;
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
         }
     }
 }
