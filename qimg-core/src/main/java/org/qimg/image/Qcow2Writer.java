@@ -293,13 +293,18 @@ final class Qcow2Writer {
         long[] runs = new long[4];
         int count = 0;
         long end = guestOffset + length;
+        MemorySegment table = null;
+        int tableIndex = -1;
         for (long at = guestOffset; at < end; ) {
             long clusterIndex = at >>> clusterBits;
             int l1Index = (int) (clusterIndex >>> l2Bits);
-            if (l1Index >= l1.length || L2Entry.l2TableOffset(l1[l1Index]) == 0) {
-                return null;
+            if (l1Index != tableIndex) {
+                if (l1Index >= l1.length || L2Entry.l2TableOffset(l1[l1Index]) == 0) {
+                    return null;
+                }
+                table = layer.l2Table(l1Index);
+                tableIndex = l1Index;
             }
-            MemorySegment table = layer.l2Table(l1Index);
             long slot = (clusterIndex & ((1L << l2Bits) - 1)) * entryBytes;
             long entry = table.get(Qcow2Layer.BE_LONG, slot);
             int inCluster = (int) (at & (clusterSize - 1));
