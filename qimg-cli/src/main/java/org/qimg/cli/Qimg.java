@@ -14,6 +14,8 @@ public final class Qimg {
     }
 
     public static void main(String[] args) {
+        // Every command opens files: build the native-call handle on the second CPU meanwhile.
+        Thread.ofPlatform().daemon().name("qimg-native-calls").start(org.qimg.host.HostFile::prepareNativeCalls);
         int code = run(args);
         // A plain map that succeeded just returns: its threads are daemons, and System.exit would
         // first look up a System.Logger (Runtime.exit logs at debug level), loading some thirty

@@ -34,6 +34,15 @@ public final class HostFile implements Closeable {
     }
 
     /**
+     * Prepares what the first open needs from the FFM API (some 10-30 ms of method-handle spinning).
+     * A program that will open files soon can call it on a thread of its own at start, so that the
+     * work overlaps its other start-up; opening files does it anyway when needed.
+     */
+    public static void prepareNativeCalls() {
+        Native.prepare();
+    }
+
+    /**
      * Takes QEMU-compatible image locks: a reader keeps writers away, a writer keeps readers and
      * writers away, across processes (qemu-img, qemu-nbd, qimg alike). Released on close.
      */

@@ -57,6 +57,11 @@ final class Native {
                 Linker.Option.firstVariadicArg(1), Linker.Option.captureCallState("errno"));
     }
 
+    /** Builds the downcall handle now (its class initialiser), so that a first call does not wait for it. */
+    static void prepare() {
+        MethodHandle ignored = Syscall.HANDLE;
+    }
+
     /** syscall(nr, a, b, c, d): the result, or -1 with the error number in {@code state}. */
     private static long syscall(MemorySegment state, long nr, long a, long b, long c, long d) {
         try {
