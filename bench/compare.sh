@@ -75,11 +75,17 @@ timed_row() {
   while [ "$1" != "--" ]; do a+=("$1"); shift; done
   shift
   b=("$@")
+  # $before_each, when a row sets it, names a function run (untimed) before every run of each tool,
+  # with "a" or "b": the allocating write rows give each run a fresh image that way.
+  ${before_each:-:} a
   "${a[@]}" >/dev/null
+  ${before_each:-:} b
   "${b[@]}" >/dev/null
   local ta=() tb=() i
   for ((i = 0; i < runs; i++)); do
+    ${before_each:-:} a
     ta+=("$(time_once "${a[@]}")")
+    ${before_each:-:} b
     tb+=("$(time_once "${b[@]}")")
   done
   local ma mb mina minb
@@ -119,22 +125,52 @@ row_start-up() {
   map_row "start-up: map --output=json, empty 1 MiB image" "$image"
 }
 
-# Writes: each tool writes its own copy of the same fresh image (qemu-img bench is the peer).
-bench_row() {
-  local label="$1"; shift
+# Writes: each tool writes its own copy of the same fresh image (qemu-img bench is the peer, with
+# its defaults: 64 requests in flight, cache=writeback, a flush on close). The "over allocated
+# clusters" rows time rewrites (the untimed first run allocates); the "allocating" rows give every
+# run a fresh image, so that every request allocates.
+fresh_images() {
+  rm -f "$work/bench-qemu.qcow2" "$work/bench-qimg.qcow2"
   qemu-img create -q -f qcow2 "$work/bench-qemu.qcow2" 4G
   qemu-img create -q -f qcow2 "$work/bench-qimg.qcow2" 4G
+}
+
+fresh_image() {
+  local image="$work/bench-qemu.qcow2"
+  [ "$1" = b ] && image="$work/bench-qimg.qcow2"
+  rm -f "$image"
+  qemu-img create -q -f qcow2 "$image" 4G
+}
+
+bench_row() {
+  local label="$1"; shift
+  fresh_images
   timed_row "$label" -- qemu-img bench -q -w "$@" "$work/bench-qemu.qcow2" -- "$qimg" bench -q -w "$@" "$work/bench-qimg.qcow2"
   qemu-img compare -q "$work/bench-qemu.qcow2" "$work/bench-qimg.qcow2" \
     || { echo "compare: FAILED: $label: the written images differ" >&2; exit 1; }
+  qemu-img check -q "$work/bench-qimg.qcow2" \
+    || { echo "compare: FAILED: $label: qemu-img check finds qimg's image damaged" >&2; exit 1; }
+}
+
+allocating_row() {
+  local before_each=fresh_image
+  bench_row "$@"
 }
 
 row_write-seq() {
-  bench_row "sequential write, 1 GiB in 1 MiB requests" -c 1024 -s 1M
+  bench_row "sequential write, 1 GiB in 1 MiB requests, over allocated clusters" -c 1024 -s 1M
 }
 
 row_write-rand4k() {
-  bench_row "scattered 4 KiB writes, 20,000 allocating" -c 20000 -s 4k -S 1234567
+  bench_row "scattered 4 KiB writes x 20,000, over allocated clusters" -c 20000 -s 4k -S 1234567
+}
+
+row_alloc-seq() {
+  allocating_row "sequential write, 1 GiB in 1 MiB requests, allocating" -c 1024 -s 1M
+}
+
+row_alloc-rand4k() {
+  allocating_row "scattered 4 KiB writes x 20,000, each allocating" -c 20000 -s 4k -S 1234567
 }
 
 # A dense image, made once: 1 GiB of data (qemu-io pattern writes).
@@ -211,7 +247,7 @@ row_nbd-map() {
   stop_both
 }
 
-all_rows=(map-sparse-4t map-chain map-far-4t start-up write-seq write-rand4k convert-qcow2 convert-raw nbdcopy nbd-map)
+all_rows=(map-sparse-4t map-chain map-far-4t start-up write-seq write-rand4k alloc-seq alloc-rand4k convert-qcow2 convert-raw nbdcopy nbd-map)
 if [ ${#selected[@]} -eq 0 ]; then
   selected=("${all_rows[@]}")
 fi
