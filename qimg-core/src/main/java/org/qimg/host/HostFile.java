@@ -9,6 +9,10 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.concurrent.Executor;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A file on the host: positional reads, a read-only memory mapping for metadata, and the host's own
@@ -148,16 +152,15 @@ public final class HostFile implements Closeable {
     /** Dirty bytes after which their write-back starts early, so that the next sync waits less. */
     private static final long WRITE_BEHIND_BYTES = 32L << 20;
     /** Bytes written since the last sync or write-behind; a hint, not an exact count. */
-    private final java.util.concurrent.atomic.AtomicLong unsynced = new java.util.concurrent.atomic.AtomicLong();
-    private final java.util.concurrent.atomic.AtomicBoolean writeBehindQueued =
-            new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicLong unsynced = new AtomicLong();
+    private final AtomicBoolean writeBehindQueued = new AtomicBoolean();
     /** Held while the descriptor is in use by write-behind, and by close, so close never races it. */
     private final Object fdInUse = new Object();
     private boolean closed;
 
     /** The one thread that starts write-backs for every file, off the writers' threads. */
     private static final class WriteBehind {
-        static final java.util.concurrent.Executor THREAD = java.util.concurrent.Executors.newSingleThreadExecutor(
+        static final Executor THREAD = Executors.newSingleThreadExecutor(
                 r -> Thread.ofPlatform().daemon().name("qimg-write-behind").unstarted(r));
     }
 

@@ -3,6 +3,7 @@ package org.qimg.image;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -317,14 +318,14 @@ final class Qcow2Writer {
                 runs[count - 1] += n;
             } else {
                 if (count == runs.length) {
-                    runs = java.util.Arrays.copyOf(runs, 2 * count);
+                    runs = Arrays.copyOf(runs, 2 * count);
                 }
                 runs[count++] = host;
                 runs[count++] = n;
             }
             at += n;
         }
-        return java.util.Arrays.copyOf(runs, count);
+        return Arrays.copyOf(runs, count);
     }
 
     /** Whether bytes [inCluster, inCluster + n) of a cluster hold data this image may overwrite in place. */
@@ -973,7 +974,7 @@ final class Qcow2Writer {
             refcounts.writeTable();
         }
         file.sync();
-        long[] grown = java.util.Arrays.copyOf(old, entries);
+        long[] grown = Arrays.copyOf(old, entries);
         ByteBuffer raw = ByteBuffer.allocate(clusters << clusterBits);
         for (long e : grown) {
             raw.putLong(e);
