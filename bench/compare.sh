@@ -129,17 +129,16 @@ row_start-up() {
 # its defaults: 64 requests in flight, cache=writeback, a flush on close). The "over allocated
 # clusters" rows time rewrites (the untimed first run allocates); the "allocating" rows give every
 # run a fresh image, so that every request allocates.
-fresh_images() {
-  rm -f "$work/bench-qemu.qcow2" "$work/bench-qimg.qcow2"
-  qemu-img create -q -f qcow2 "$work/bench-qemu.qcow2" 4G
-  qemu-img create -q -f qcow2 "$work/bench-qimg.qcow2" 4G
-}
-
 fresh_image() {
   local image="$work/bench-qemu.qcow2"
   [ "$1" = b ] && image="$work/bench-qimg.qcow2"
   rm -f "$image"
   qemu-img create -q -f qcow2 "$image" 4G
+}
+
+fresh_images() {
+  fresh_image a
+  fresh_image b
 }
 
 bench_row() {

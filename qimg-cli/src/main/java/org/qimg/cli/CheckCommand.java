@@ -58,11 +58,7 @@ final class CheckCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        boolean json = switch (output) {
-            case "json" -> true;
-            case "human" -> false;
-            default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
-        };
+        boolean json = Cli.json(output);
         Repair mode = repair == null ? Repair.NONE : switch (repair) {
             case "leaks" -> Repair.LEAKS;
             case "all" -> Repair.ALL;

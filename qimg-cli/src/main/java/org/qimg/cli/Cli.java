@@ -12,9 +12,23 @@ final class Cli {
     }
 
     static BlockDevice open(String image, String format) throws IOException {
+        checkFormat(format);
+        return Images.open(image, OpenOptions.defaults().withFormat(format));
+    }
+
+    /** Refuses a -f other than qcow2 or raw (null: probe), as qemu-img does. */
+    static void checkFormat(String format) {
         if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
             throw new IllegalArgumentException("Unknown file format '" + format + "'");
         }
-        return Images.open(image, OpenOptions.defaults().withFormat(format));
+    }
+
+    /** Reads an --output value: true for json, false for human; anything else is refused. */
+    static boolean json(String output) {
+        return switch (output) {
+            case "json" -> true;
+            case "human" -> false;
+            default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
+        };
     }
 }

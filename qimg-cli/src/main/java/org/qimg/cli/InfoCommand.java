@@ -62,14 +62,8 @@ final class InfoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        boolean json = switch (output) {
-            case "json" -> true;
-            case "human" -> false;
-            default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
-        };
-        if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
-            throw new IllegalArgumentException("Unknown file format '" + format + "'");
-        }
+        boolean json = Cli.json(output);
+        Cli.checkFormat(format);
         List<ImageDescription> chain = collect();
         PrintWriter out = spec.commandLine().getOut();
         if (json) {

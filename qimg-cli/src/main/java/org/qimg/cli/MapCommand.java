@@ -127,11 +127,7 @@ final class MapCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        boolean json = switch (output) {
-            case "json" -> true;
-            case "human" -> false;
-            default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
-        };
+        boolean json = Cli.json(output);
         long start = startOffset == null ? 0 : Sizes.parse(startOffset, "start offset");
         long max = maxLength == null ? Long.MAX_VALUE : Sizes.parse(maxLength, "max length");
         PrintWriter out = spec != null ? spec.commandLine().getOut() : new PrintWriter(new java.io.OutputStreamWriter(

@@ -73,9 +73,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("-k cannot be used with -b or -p");
         }
         SocketAddress address = socket != null ? UnixDomainSocketAddress.of(socket) : tcpAddress();
-        if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
-            throw new IllegalArgumentException("Unknown file format '" + format + "'");
-        }
+        Cli.checkFormat(format);
         // Without -r the image is open for writing, as qemu-nbd's is; its backing images never are.
         BlockDevice device = Images.open(image, OpenOptions.defaults().withFormat(format).withReadOnly(readOnly));
         AtomicBoolean finished = new AtomicBoolean();

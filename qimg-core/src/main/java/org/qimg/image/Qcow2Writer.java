@@ -407,10 +407,9 @@ final class Qcow2Writer {
             long offset = (long) (first.index + run) * entryBytes;
             long entry = first.table.get(Qcow2Layer.BE_LONG, offset);
             long bitmap = extended ? first.table.get(Qcow2Layer.BE_LONG, offset + 8) : 0;
-            boolean owned = (entry & L2Entry.COPIED) != 0 && (entry & (L2Entry.COMPRESSED_FLAG | L2Entry.ZERO_FLAG)) == 0
-                    && L2Entry.hostClusterOffset(entry) != 0 && (!extended || bitmap == 0xFFFF_FFFFL);
             long clusterHost = L2Entry.hostClusterOffset(entry);
-            if (!owned || (host >= 0 && clusterHost != host + ((long) run << clusterBits))) {
+            boolean follows = host < 0 || clusterHost == host + ((long) run << clusterBits);
+            if (!ownsData(entry, bitmap, 0, (int) clusterSize) || !follows) {
                 break;
             }
             if (host < 0) {
