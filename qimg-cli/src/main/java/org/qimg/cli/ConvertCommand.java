@@ -17,8 +17,9 @@ import java.util.concurrent.Callable;
 import org.qimg.BlockDevice;
 import org.qimg.Images;
 import org.qimg.OpenOptions;
-import org.qimg.image.Qcow2Creator;
 import org.qimg.ImageException;
+import org.qimg.host.HostFile;
+import org.qimg.image.Qcow2Creator;
 import org.qimg.image.ChainDevice;
 import org.qimg.image.Layer;
 import org.qimg.image.Qcow2Layer;
@@ -169,22 +170,28 @@ final class ConvertCommand implements Callable<Integer> {
         try (BlockDevice device = Cli.open(source, format)) {
             Path out = Path.of(target);
             refuseChainMember(device, out);
+            if (Files.isDirectory(out)) {
+                throw new ImageException("Could not create '" + target + "': Is a directory");
+            }
             Progress bar = new Progress(err(), progress && !quiet, 1f);
             boolean regular = !Files.exists(out) || Files.isRegularFile(out);
-            if (regular) {
-                // Empty the file through a descriptor of its own: ext4 flushes a file that was
-                // truncated to zero when that descriptor closes (its auto_da_alloc rule), which
-                // would start writing back the whole output at the end of the copy.
-                try (RandomAccessFile file = create(out)) {
-                    file.setLength(0);
-                }
-            }
-            try (RandomAccessFile file = create(out); FileChannel channel = file.getChannel()) {
+            // Locked before it is emptied, as qemu-img does: an image in use elsewhere stays untouched.
+            try (HostFile lock = HostFile.openForCreation(out, target)) {
                 if (regular) {
-                    // Extended, the whole file starts as one hole.
-                    file.setLength(device.size());
+                    // Empty the file through a descriptor of its own: ext4 flushes a file that was
+                    // truncated to zero when that descriptor closes (its auto_da_alloc rule), which
+                    // would start writing back the whole output at the end of the copy.
+                    try (RandomAccessFile file = create(out)) {
+                        file.setLength(0);
+                    }
                 }
-                new RawCopy(device, channel, regular, (int) sparse, bar).run();
+                try (RandomAccessFile file = create(out); FileChannel channel = file.getChannel()) {
+                    if (regular) {
+                        // Extended, the whole file starts as one hole.
+                        file.setLength(device.size());
+                    }
+                    new RawCopy(device, channel, regular, (int) sparse, bar).run();
+                }
             }
             bar.end();
         }

@@ -155,4 +155,25 @@ class ConvertCommandTest {
         assertThat(Qimg.run("convert", image, dir.resolve("no/such/folder/e.raw").toString()).err())
                 .isEqualTo("qimg: Could not create '" + dir.resolve("no/such/folder/e.raw") + "': No such file or directory\n");
     }
+
+    /** Converting onto an image that another process uses fails, one line, and leaves it as it was. */
+    @Test
+    void refusesAnOutputInUse() throws Exception {
+        Path source = dir.resolve("source.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "1M");
+        Path busy = dir.resolve("busy.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", busy.toString(), "1M");
+        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -q -P 7 0 64k", busy.toString());
+        byte[] before = Files.readAllBytes(busy);
+        try (Tools.Holder qemu = Tools.holdOpen(busy)) {
+            for (String format : List.of("qcow2", "raw")) {
+                Qimg.Result r = Qimg.run("convert", "-O", format, source.toString(), busy.toString());
+                assertThat(r.exitCode()).as(format).isEqualTo(1);
+                assertThat(r.err()).as(format).startsWith("qimg: ").contains("Failed to get \"write\" lock")
+                        .endsWith("\n");
+                assertThat(r.err().lines()).hasSize(1);
+                assertThat(Files.readAllBytes(busy)).as(format).isEqualTo(before);
+            }
+        }
+    }
 }

@@ -7,12 +7,17 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.concurrent.Executor;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+
+import org.qimg.ImageException;
 
 /**
  * A file on the host: positional reads, a read-only memory mapping for metadata, and the host's own
@@ -52,6 +57,41 @@ public final class HostFile implements Closeable {
      */
     public void lock() throws IOException {
         ImageLock.acquire(fd, name, writable);
+    }
+
+    /**
+     * Opens {@code path} to make an image in it (the file is created if missing) and takes the locks
+     * qemu-img create takes before it truncates a file: this writes and resizes it and lets nobody else
+     * resize it. An image that another process (QEMU, qimg) uses is so refused before it is touched.
+     * The locks last until the returned file is closed.
+     */
+    public static HostFile openForCreation(Path path, String name) throws IOException {
+        FileChannel channel;
+        try {
+            channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE,
+                    StandardOpenOption.CREATE);
+        } catch (NoSuchFileException e) {
+            throw new ImageException("Could not create '" + name + "': No such file or directory");
+        } catch (AccessDeniedException e) {
+            throw new ImageException("Could not create '" + name + "': Permission denied");
+        } catch (FileSystemException e) {
+            throw new ImageException("Could not create '" + name + "': "
+                    + (e.getReason() == null ? e.getMessage() : e.getReason()));
+        }
+        HostFile file;
+        try {
+            file = new HostFile(path, name, channel, Native.open(path.toString(), true), channel.size(), true);
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
+        try {
+            ImageLock.acquireForCreation(file.fd, name);
+            return file;
+        } catch (IOException | RuntimeException e) {
+            file.close();
+            throw e;
+        }
     }
 
     /** Opens {@code path} for reading; {@code name} is how messages and maps call it. */

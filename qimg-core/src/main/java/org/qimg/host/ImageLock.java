@@ -14,7 +14,8 @@ import org.qimg.ImageException;
  * uses, so qimg and QEMU see each other. Byte {@code 100 + p} held (shared) means "someone uses
  * permission p"; byte {@code 200 + p} held means "someone does not let others have p". Permission 0
  * is consistent read, 1 is write, 3 is resize. A reader uses 0 and forbids writes; a writer uses 0, 1
- * and 3 and forbids writes and resizes by others.
+ * and 3 and forbids writes and resizes by others; a creator, about to truncate the file, uses 1 and 3
+ * and forbids resizes (QEMU's file driver does so in its create).
  */
 final class ImageLock {
     private static final int F_OFD_GETLK = 36;
@@ -43,8 +44,16 @@ final class ImageLock {
 
     /** Takes the locks of a reader or a writer on {@code fd}, or fails naming the conflict. */
     static void acquire(int fd, String name, boolean writer) throws IOException {
-        int[] uses = writer ? new int[] {READ, WRITE, RESIZE} : new int[] {READ};
-        int[] denies = writer ? new int[] {WRITE, RESIZE} : new int[] {WRITE};
+        acquire(fd, name, writer ? new int[] {READ, WRITE, RESIZE} : new int[] {READ},
+                writer ? new int[] {WRITE, RESIZE} : new int[] {WRITE});
+    }
+
+    /** Takes the locks of a creator on {@code fd}, or fails naming the conflict. */
+    static void acquireForCreation(int fd, String name) throws IOException {
+        acquire(fd, name, new int[] {WRITE, RESIZE}, new int[] {RESIZE});
+    }
+
+    private static void acquire(int fd, String name, int[] uses, int[] denies) throws IOException {
         for (int p : uses) {
             if (heldByOthers(fd, DENY_BASE + p)) {
                 throw new ImageException(name + ": Failed to get \"" + NAMES[p] + "\" lock: is another process using "

@@ -22,6 +22,7 @@ import org.qimg.format.L2Entry;
 import org.qimg.format.Qcow2Header;
 import org.qimg.format.RefcountBlock;
 import org.qimg.host.Fallocate;
+import org.qimg.host.HostFile;
 
 /**
  * Creates qcow2 images the way {@code qemu-img create -f qcow2} (QEMU 7.2) does: the same option
@@ -60,15 +61,26 @@ public final class Qcow2Creator {
         Plan plan = plan(image, options);
         // qemu-img creates (and QEMU 7.2 opens) a relative data file name against the working directory.
         Path dataPath = options.dataFile() == null ? null : Path.of(options.dataFile());
-        boolean ok = false;
-        try {
-            write(image, dataPath, plan);
-            ok = true;
-        } finally {
-            if (!ok) {
-                Files.deleteIfExists(image);
-                if (dataPath != null) {
-                    Files.deleteIfExists(dataPath);
+        if (Files.isDirectory(image)) {
+            throw new ImageException("Could not create '" + image + "': Is a directory");
+        }
+        if (dataPath != null && Files.isDirectory(dataPath)) {
+            throw new ImageException("Could not create data file '" + dataPath + "': Is a directory");
+        }
+        // Locked first, as qemu-img does: an image in use elsewhere is refused before it is truncated
+        // (and never deleted by the clean-up below).
+        try (HostFile imageLock = HostFile.openForCreation(image, image.toString());
+             HostFile dataLock = dataPath == null ? null : HostFile.openForCreation(dataPath, dataPath.toString())) {
+            boolean ok = false;
+            try {
+                write(image, dataPath, plan);
+                ok = true;
+            } finally {
+                if (!ok) {
+                    Files.deleteIfExists(image);
+                    if (dataPath != null) {
+                        Files.deleteIfExists(dataPath);
+                    }
                 }
             }
         }
@@ -355,9 +367,6 @@ public final class Qcow2Creator {
     }
 
     private static void write(Path image, Path dataPath, Plan p) throws IOException {
-        if (Files.isDirectory(image)) {
-            throw new ImageException("Could not create '" + image + "': Is a directory");
-        }
         try (RandomAccessFile file = new RandomAccessFile(image.toFile(), "rw")) {
             file.setLength(0);
             var channel = file.getChannel();
@@ -425,9 +434,6 @@ public final class Qcow2Creator {
 
     /** The external data file: created empty, then grown as QEMU's file driver grows it. */
     private static void writeDataFile(Path dataPath, Plan p) throws IOException {
-        if (Files.isDirectory(dataPath)) {
-            throw new ImageException("Could not create data file '" + dataPath + "': Is a directory");
-        }
         try (RandomAccessFile file = new RandomAccessFile(dataPath.toFile(), "rw")) {
             file.setLength(0);
             var channel = file.getChannel();

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import org.qimg.CreateOptions.Preallocation;
 import org.qimg.ImageException;
 import org.qimg.host.Fallocate;
+import org.qimg.host.HostFile;
 
 /**
  * Creates raw images as {@code qemu-img create -f raw} does: the size rounded up to 512 bytes, a
@@ -38,33 +39,37 @@ public final class RawCreator {
         if (Files.isDirectory(image)) {
             throw new ImageException("Could not create '" + image + "': Is a directory");
         }
-        boolean ok = false;
-        try (RandomAccessFile file = new RandomAccessFile(image.toFile(), "rw")) {
-            file.setLength(0);
-            switch (preallocation) {
-                case FALLOC -> Fallocate.allocate(image, 0, length);
-                case FULL -> {
-                    ByteBuffer zeroes = ByteBuffer.allocate((int) Math.min(ZERO_CHUNK, Math.max(1, length)));
-                    long at = 0;
-                    while (at < length) {
-                        zeroes.clear().limit((int) Math.min(zeroes.capacity(), length - at));
-                        while (zeroes.hasRemaining()) {
-                            at += file.getChannel().write(zeroes, at);
+        // Locked first, as qemu-img does: an image in use elsewhere is refused before it is truncated
+        // (and never deleted by the clean-up below).
+        try (HostFile lock = HostFile.openForCreation(image, image.toString())) {
+            boolean ok = false;
+            try (RandomAccessFile file = new RandomAccessFile(image.toFile(), "rw")) {
+                file.setLength(0);
+                switch (preallocation) {
+                    case FALLOC -> Fallocate.allocate(image, 0, length);
+                    case FULL -> {
+                        ByteBuffer zeroes = ByteBuffer.allocate((int) Math.min(ZERO_CHUNK, Math.max(1, length)));
+                        long at = 0;
+                        while (at < length) {
+                            zeroes.clear().limit((int) Math.min(zeroes.capacity(), length - at));
+                            while (zeroes.hasRemaining()) {
+                                at += file.getChannel().write(zeroes, at);
+                            }
+                        }
+                    }
+                    default -> {
+                        file.setLength(length);
+                        if (length > 0) {
+                            file.write(new byte[(int) Math.min(FIRST_BLOCK, length)]);
                         }
                     }
                 }
-                default -> {
-                    file.setLength(length);
-                    if (length > 0) {
-                        file.write(new byte[(int) Math.min(FIRST_BLOCK, length)]);
-                    }
+                file.getChannel().force(false);
+                ok = true;
+            } finally {
+                if (!ok) {
+                    Files.deleteIfExists(image);
                 }
-            }
-            file.getChannel().force(false);
-            ok = true;
-        } finally {
-            if (!ok) {
-                Files.deleteIfExists(image);
             }
         }
         return length;

@@ -3,15 +3,20 @@ package org.qimg.host;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.qimg.BlockDevice;
+import org.qimg.CreateOptions;
+import org.qimg.CreateOptions.Preallocation;
 import org.qimg.ImageException;
 import org.qimg.Images;
 import org.qimg.OpenOptions;
+import org.qimg.image.Qcow2Creator;
+import org.qimg.image.RawCreator;
 import org.qimg.testing.Tools;
 
 /** qimg and QEMU see each other's image locks, both ways. */
@@ -37,9 +42,7 @@ class ImageLockTest {
             assertThat(Tools.exec(null, List.of("qemu-io", "-c", "write 0 4k", image.toString())).exitCode())
                     .isNotZero();
         }
-        Process qemu = new ProcessBuilder("qemu-io", "-c", "sleep 3000", image.toString()).start();
-        try {
-            Thread.sleep(700);
+        try (Tools.Holder qemu = Tools.holdOpen(image)) {
             assertThatThrownBy(() -> Images.openWritable(image.toString())).isInstanceOf(ImageException.class)
                     .hasMessageContaining("lock");
             assertThatThrownBy(() -> Images.open(image.toString())).isInstanceOf(ImageException.class)
@@ -47,8 +50,34 @@ class ImageLockTest {
             try (BlockDevice shared = Images.open(image.toString(), OpenOptions.defaults().withForceShare(true))) {
                 assertThat(shared.size()).isEqualTo(1 << 20);
             }
-        } finally {
-            qemu.destroyForcibly().waitFor();
         }
+    }
+
+    /**
+     * Creating an image over a file that another process uses is refused before the file is touched,
+     * as qemu-img create refuses it: truncating the disk of a running VM would destroy it.
+     */
+    @Test
+    void creatingOverAnImageInUseIsRefusedAndLeavesItAsItWas() throws Exception {
+        Path image = dir.resolve("busy.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", image.toString(), "1M");
+        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -q -P 7 0 64k", image.toString());
+        byte[] before = Files.readAllBytes(image);
+        try (Tools.Holder qemu = Tools.holdOpen(image)) {
+            assertThatThrownBy(() -> Qcow2Creator.create(image, CreateOptions.ofSize(2 << 20)))
+                    .isInstanceOf(ImageException.class).hasMessageContaining("Failed to get \"write\" lock");
+            assertThatThrownBy(() -> RawCreator.create(image, 2 << 20, Preallocation.OFF))
+                    .isInstanceOf(ImageException.class).hasMessageContaining("Failed to get \"write\" lock");
+            assertThat(Files.readAllBytes(image)).isEqualTo(before);
+        }
+        // qimg's own users count too, a reader included (it forbids writes).
+        try (BlockDevice reader = Images.open(image.toString())) {
+            assertThatThrownBy(() -> Qcow2Creator.create(image, CreateOptions.ofSize(2 << 20)))
+                    .isInstanceOf(ImageException.class).hasMessageContaining("lock");
+        }
+        assertThat(Files.readAllBytes(image)).isEqualTo(before);
+        // Once nobody uses it, it is created over as before.
+        Qcow2Creator.create(image, CreateOptions.ofSize(2 << 20));
+        assertThat(Tools.run("qemu-img", "info", image.toString())).contains("virtual size: 2 MiB");
     }
 }

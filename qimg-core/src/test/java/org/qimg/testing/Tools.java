@@ -73,4 +73,35 @@ public final class Tools {
     public static String run(String... command) {
         return run(null, command);
     }
+
+    /** A process that holds an image open, with QEMU's locks, until closed. */
+    public static final class Holder implements AutoCloseable {
+        private final Process process;
+
+        private Holder(Process process) {
+            this.process = process;
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            process.destroyForcibly().waitFor();
+        }
+    }
+
+    /**
+     * Starts qemu-io on {@code image} (opened for writing: it takes the "write" lock and denies it to
+     * others) and returns once its locks are taken, which a locking qemu-img info tells.
+     */
+    public static Holder holdOpen(Path image) throws IOException, InterruptedException {
+        Holder holder = new Holder(new ProcessBuilder("qemu-io", "-c", "sleep 30000", image.toString())
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD).start());
+        for (int i = 0; i < 500; i++) {
+            if (exec(null, List.of("qemu-img", "info", image.toString())).exitCode() != 0) {
+                return holder;
+            }
+            Thread.sleep(10);
+        }
+        holder.close();
+        throw new AssertionError("qemu-io did not lock " + image + " within 5 s");
+    }
 }
