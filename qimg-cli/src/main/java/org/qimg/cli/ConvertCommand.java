@@ -4,7 +4,6 @@ import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.RandomAccessFile;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -176,7 +175,8 @@ final class ConvertCommand implements Callable<Integer> {
             Progress bar = new Progress(err(), progress && !quiet, 1f);
             boolean regular = !Files.exists(out) || Files.isRegularFile(out);
             // Locked before it is emptied, as qemu-img does: an image in use elsewhere stays untouched.
-            try (HostFile lock = HostFile.openForCreation(out, target)) {
+            try (HostFile output = HostFile.openForCreation(out, target)) {
+                output.disableSyncs(); // like qemu-img convert (cache=unsafe)
                 if (regular) {
                     // Empty the file through a descriptor of its own: ext4 flushes a file that was
                     // truncated to zero when that descriptor closes (its auto_da_alloc rule), which
@@ -184,14 +184,10 @@ final class ConvertCommand implements Callable<Integer> {
                     try (RandomAccessFile file = create(out)) {
                         file.setLength(0);
                     }
+                    // Extended, the whole file starts as one hole.
+                    output.setLength(device.size());
                 }
-                try (RandomAccessFile file = create(out); FileChannel channel = file.getChannel()) {
-                    if (regular) {
-                        // Extended, the whole file starts as one hole.
-                        file.setLength(device.size());
-                    }
-                    new RawCopy(device, channel, regular, (int) sparse, bar).run();
-                }
+                new RawCopy(device, output, regular, (int) sparse, bar).run();
             }
             bar.end();
         }

@@ -179,6 +179,9 @@ public final class HostFile implements Closeable {
     /** Writes all of {@code src} at {@code hostOffset}, growing the file if needed. */
     public void write(long hostOffset, ByteBuffer src) throws IOException {
         long end = hostOffset + src.remaining();
+        if (end > reservedEnd && end > size && src.remaining() >= RESERVE_MIN_WRITE && reserves) {
+            reserveAhead(hostOffset, end);
+        }
         long at = hostOffset;
         while (src.hasRemaining()) {
             at += channel.write(src, at);
@@ -186,6 +189,49 @@ public final class HostFile implements Closeable {
         growTo(end);
         if (syncs && unsynced.addAndGet(end - hostOffset) >= WRITE_BEHIND_BYTES) {
             writeBehind();
+        }
+    }
+
+    /** Appending writes this large (a sequential copy, not a scattered small write) reserve space ahead. */
+    private static final int RESERVE_MIN_WRITE = 1 << 20;
+    private static final long RESERVE_MIN_AHEAD = 4L << 20;
+    private static final long RESERVE_MAX_AHEAD = 64L << 20;
+    private static final int FALLOC_FL_KEEP_SIZE = 1;
+    /** The end of the host space reserved past the end of the file; changed under this. */
+    private volatile long reservedEnd;
+    /** Cleared when the file system refuses a reservation: none is tried again. */
+    private volatile boolean reserves = true;
+
+    /**
+     * Reserves disk space (fallocate with KEEP_SIZE) from {@code from} to some way past {@code end}, for a
+     * write that grows the file: it and the appending writes after it then land on allocated blocks.
+     * On ext4 a write into unallocated blocks pays delayed allocation block by block (reservation,
+     * extent status, buffer heads): a third of the time of a 1 GiB convert. The file's size does not
+     * change; what is left unused past its end is released at {@link #close}. A hint: a failure only
+     * stops further reservations, and the write itself then reports any real lack of space.
+     */
+    private synchronized void reserveAhead(long from, long end) {
+        if (end <= reservedEnd) {
+            return;
+        }
+        long start = Math.max(from, reservedEnd);
+        long to = end + Math.clamp(end / 8, RESERVE_MIN_AHEAD, RESERVE_MAX_AHEAD);
+        if (Native.fallocate(fd, FALLOC_FL_KEEP_SIZE, start, to - start) != 0) {
+            reserves = false;
+            return;
+        }
+        reservedEnd = to;
+    }
+
+    /**
+     * Gives {@code [hostOffset, hostOffset + length)} its disk blocks now (fallocate, keeping the size),
+     * for a large write about to fill a hole of the file: as with {@link #reserveAhead}, the write then
+     * lands on allocated blocks. Only for a range that is written whole right after, or it would stay
+     * allocated where the file had a hole. A hint: a failure only stops further calls.
+     */
+    public void allocate(long hostOffset, long length) {
+        if (reserves && Native.fallocate(fd, FALLOC_FL_KEEP_SIZE, hostOffset, length) != 0) {
+            reserves = false;
         }
     }
 
@@ -239,6 +285,9 @@ public final class HostFile implements Closeable {
     /** Sets the file's length (a longer file gets a hole at its end). */
     public synchronized void setLength(long length) throws IOException {
         Native.ftruncate(fd, length);
+        if (length <= size) {
+            reservedEnd = 0; // shrinking (or keeping) the length frees the blocks past the new end
+        }
         size = length;
     }
 
@@ -283,6 +332,18 @@ public final class HostFile implements Closeable {
 
     @Override
     public void close() throws IOException {
+        try {
+            synchronized (this) {
+                if (reservedEnd > size) {
+                    Native.ftruncate(fd, size); // releases the reserved space the writes did not use
+                }
+            }
+        } finally {
+            closeDescriptors();
+        }
+    }
+
+    private void closeDescriptors() throws IOException {
         try {
             channel.close();
         } finally {

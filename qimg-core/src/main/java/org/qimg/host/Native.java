@@ -12,7 +12,7 @@ import java.lang.invoke.VarHandle;
 
 /**
  * The few Linux system calls the JDK lacks, through the FFM API: open, close, lseek, fstat, ftruncate,
- * fcntl, sync_file_range.
+ * fcntl, sync_file_range, fallocate.
  */
 final class Native {
     static final int SEEK_DATA = 3;
@@ -33,11 +33,11 @@ final class Native {
 
     /** System call numbers of the two architectures qimg runs on. */
     private record Numbers(long openat, long close, long lseek, long fstat, long ftruncate, long fcntl,
-                           long syncFileRange) {
+                           long syncFileRange, long fallocate) {
         static Numbers of(String arch) {
             return switch (arch) {
-                case "amd64", "x86_64" -> new Numbers(257, 3, 8, 5, 77, 72, 277);
-                case "aarch64" -> new Numbers(56, 57, 62, 80, 46, 25, 84);
+                case "amd64", "x86_64" -> new Numbers(257, 3, 8, 5, 77, 72, 277, 285);
+                case "aarch64" -> new Numbers(56, 57, 62, 80, 46, 25, 84, 47);
                 default -> throw new UnsupportedOperationException(
                         "qimg's native calls support Linux on x86-64 and aarch64, not " + arch);
             };
@@ -139,6 +139,14 @@ final class Native {
     static void startWriteBack(int fd) {
         try (Arena arena = Arena.ofConfined()) {
             syscall(arena.allocate(CALL_STATE), Syscall.NR.syncFileRange(), fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        }
+    }
+
+    /** fallocate(fd, mode, offset, length); returns 0 or the error number. */
+    static int fallocate(int fd, int mode, long offset, long length) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            return syscall(state, Syscall.NR.fallocate(), fd, mode, offset, length) == 0 ? 0 : errno(state);
         }
     }
 

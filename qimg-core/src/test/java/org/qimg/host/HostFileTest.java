@@ -1,0 +1,89 @@
+package org.qimg.host;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Space reserved ahead of appending writes: the writes read back as written, the file's size is only
+ * what was written, and close leaves no reserved block past the end.
+ */
+class HostFileTest {
+    private static final int MIB = 1 << 20;
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void appendingWritesReserveAheadAndCloseReleasesWhatIsLeft() throws IOException {
+        Path path = dir.resolve("appended");
+        Files.createFile(path);
+        try (HostFile file = HostFile.openReadWrite(path, "appended")) {
+            for (int i = 0; i < 24; i++) {
+                file.write((long) i * MIB, filled(MIB, i + 1));
+            }
+            assertThat(file.size()).isEqualTo(24L * MIB);
+            // Reserved past the end: at least the next write's worth (ext4, xfs and tmpfs have fallocate).
+            assertThat(file.allocatedBytes()).isGreaterThanOrEqualTo(25L * MIB);
+        }
+        assertThat(Files.size(path)).isEqualTo(24L * MIB);
+        assertThat(allocated(path)).isEqualTo(24L * MIB);
+        byte[] bytes = Files.readAllBytes(path);
+        for (int i = 0; i < 24; i++) {
+            byte[] expected = new byte[MIB];
+            Arrays.fill(expected, (byte) (i + 1));
+            assertThat(Arrays.copyOfRange(bytes, i * MIB, (i + 1) * MIB)).as("MiB %d", i).isEqualTo(expected);
+        }
+    }
+
+    @Test
+    void smallOrInnerWritesReserveNothing() throws IOException {
+        Path path = dir.resolve("small");
+        Files.createFile(path);
+        try (HostFile file = HostFile.openReadWrite(path, "small")) {
+            for (int i = 0; i < 64; i++) {
+                file.write(i * 8192L, filled(4096, 9)); // sparse 4 KiB writes at the end
+            }
+            file.setLength(8 * MIB);
+            file.write(2 * MIB, filled(MIB, 3)); // a large write inside the file
+            assertThat(file.allocatedBytes()).isLessThanOrEqualTo(64 * 4096L + MIB);
+        }
+        assertThat(allocated(path)).isLessThanOrEqualTo(64 * 4096L + MIB);
+    }
+
+    @Test
+    void shrinkingDropsTheReservationAndLaterAppendsReserveAgain() throws IOException {
+        Path path = dir.resolve("shrunk");
+        Files.createFile(path);
+        try (HostFile file = HostFile.openReadWrite(path, "shrunk")) {
+            for (int i = 0; i < 8; i++) {
+                file.write((long) i * MIB, filled(MIB, 5));
+            }
+            file.setLength(MIB);
+            assertThat(file.allocatedBytes()).isEqualTo(MIB);
+            file.write(MIB, filled(2 * MIB, 6));
+            assertThat(file.allocatedBytes()).isGreaterThan(3L * MIB);
+        }
+        assertThat(Files.size(path)).isEqualTo(3L * MIB);
+        assertThat(allocated(path)).isEqualTo(3L * MIB);
+    }
+
+    private static ByteBuffer filled(int length, int value) {
+        byte[] bytes = new byte[length];
+        Arrays.fill(bytes, (byte) value);
+        return ByteBuffer.wrap(bytes);
+    }
+
+    private static long allocated(Path path) throws IOException {
+        try (HostFile file = HostFile.openReadOnly(path, path.toString())) {
+            return file.allocatedBytes();
+        }
+    }
+}
