@@ -23,11 +23,10 @@ final class RawCopy {
     /** Bytes per read and write; three buffers circulate between the two threads. */
     static final int CHUNK = 4 << 20;
     private static final int BUFFERS = 3;
-
-    private final BlockDevice source;
     /** Large runs of data get their blocks first: on ext4 cheaper than delayed allocation. */
     private static final int ALLOCATE_FIRST = 1 << 20;
 
+    private final BlockDevice source;
     private final HostFile target;
     private final boolean zeroInitialized;
     private final int sparseSize;
