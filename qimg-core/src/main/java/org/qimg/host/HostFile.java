@@ -60,6 +60,14 @@ public final class HostFile implements Closeable {
     }
 
     /**
+     * Takes the locks QEMU takes on the external data file of an image it opens: as {@link #lock}, but
+     * others may write the file too; only resizing it is forbidden. Released on close.
+     */
+    public void lockAsDataFile() throws IOException {
+        ImageLock.acquireForDataFile(fd, name, writable);
+    }
+
+    /**
      * Opens {@code path} to make an image in it (the file is created if missing) and takes the locks
      * qemu-img create takes before it truncates a file: this writes and resizes it and lets nobody else
      * resize it. An image that another process (QEMU, qimg) uses is so refused before it is touched.

@@ -15,7 +15,8 @@ import org.qimg.ImageException;
  * permission p"; byte {@code 200 + p} held means "someone does not let others have p". Permission 0
  * is consistent read, 1 is write, 3 is resize. A reader uses 0 and forbids writes; a writer uses 0, 1
  * and 3 and forbids writes and resizes by others; a creator, about to truncate the file, uses 1 and 3
- * and forbids resizes (QEMU's file driver does so in its create).
+ * and forbids resizes (QEMU's file driver does so in its create). On an external data file QEMU lets
+ * others write and forbids only resizes: its reader uses 0, its writer 0, 1 and 3.
  */
 final class ImageLock {
     private static final int F_OFD_GETLK = 36;
@@ -46,6 +47,11 @@ final class ImageLock {
     static void acquire(int fd, String name, boolean writer) throws IOException {
         acquire(fd, name, writer ? new int[] {READ, WRITE, RESIZE} : new int[] {READ},
                 writer ? new int[] {WRITE, RESIZE} : new int[] {WRITE});
+    }
+
+    /** Takes the locks of a reader or a writer of an image on its external data file {@code fd}. */
+    static void acquireForDataFile(int fd, String name, boolean writer) throws IOException {
+        acquire(fd, name, writer ? new int[] {READ, WRITE, RESIZE} : new int[] {READ}, new int[] {RESIZE});
     }
 
     /** Takes the locks of a creator on {@code fd}, or fails naming the conflict. */

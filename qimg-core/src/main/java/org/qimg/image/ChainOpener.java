@@ -81,6 +81,10 @@ public final class ChainOpener {
                     try {
                         dataFile = file.isWritable() ? HostFile.openReadWrite(Path.of(dataName), dataName)
                                 : HostFile.openReadOnly(Path.of(dataName), dataName);
+                        opened.add(dataFile);
+                        if (!options.forceShare()) {
+                            dataFile.lockAsDataFile();
+                        }
                         if (options.unsafeCache()) {
                             dataFile.disableSyncs();
                         }
@@ -88,7 +92,6 @@ public final class ChainOpener {
                         throw new ImageException("Could not open data file '" + dataName + "' of '" + currentName
                                 + "': No such file or directory");
                     }
-                    opened.add(dataFile);
                 }
                 pending.add(new Pending(file, header, dataFile));
                 if (header.backingFile() == null) {

@@ -80,4 +80,33 @@ class ImageLockTest {
         Qcow2Creator.create(image, CreateOptions.ofSize(2 << 20));
         assertThat(Tools.run("qemu-img", "info", image.toString())).contains("virtual size: 2 MiB");
     }
+
+    /**
+     * The external data file is locked as QEMU locks it (its lock bytes compared with qemu-io's): others
+     * may write it, nobody may resize it while the image is open.
+     */
+    @Test
+    void theDataFileIsLockedAsQemuLocksIt() throws Exception {
+        Path image = dir.resolve("ext.qcow2");
+        Path data = dir.resolve("ext.data");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=" + data, image.toString(), "1M");
+        try (BlockDevice writer = Images.openWritable(image.toString())) {
+            Tools.Result resize = Tools.exec(null, List.of("qemu-img", "resize", "-f", "raw", data.toString(), "2M"));
+            assertThat(resize.exitCode()).isNotZero();
+            assertThat(resize.stderr()).contains("lock");
+            assertThatThrownBy(() -> Images.open(data.toString(), OpenOptions.defaults().withFormat("raw").writable()))
+                    .isInstanceOf(ImageException.class).hasMessageContaining("\"resize\" lock");
+            // Writing is shared, as QEMU shares it.
+            assertThat(Tools.exec(null, List.of("qemu-io", "-f", "raw", "-c", "write 0 4k", data.toString())).exitCode())
+                    .isZero();
+        }
+        try (BlockDevice reader = Images.open(image.toString())) {
+            assertThat(Tools.exec(null, List.of("qemu-img", "resize", "-f", "raw", data.toString(), "2M")).exitCode())
+                    .isNotZero();
+        }
+        try (BlockDevice shared = Images.open(image.toString(), OpenOptions.defaults().withForceShare(true))) {
+            assertThat(Tools.exec(null, List.of("qemu-img", "resize", "-f", "raw", data.toString(), "2M")).exitCode())
+                    .isZero();
+        }
+    }
 }
