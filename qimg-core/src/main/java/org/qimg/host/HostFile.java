@@ -51,20 +51,34 @@ public final class HostFile implements Closeable {
         Native.prepare();
     }
 
-    /**
-     * Takes QEMU-compatible image locks: a reader keeps writers away, a writer keeps readers and
-     * writers away, across processes (qemu-img, qemu-nbd, qimg alike). Released on close.
-     */
-    public void lock() throws IOException {
-        ImageLock.acquire(fd, name, writable);
+    /** What a file is to the image that opens it: QEMU locks each kind differently ({@link ImageLock}). */
+    public enum Use {
+        /** A qcow2 image, top or backing. */
+        QCOW2,
+        /** A raw image, top or backing. */
+        RAW,
+        /** The external data file of a qcow2 image. */
+        DATA_FILE
     }
 
+    /** Whether {@link #lock} took locks (a force-shared open takes none). */
+    private volatile boolean locked;
+
     /**
-     * Takes the locks QEMU takes on the external data file of an image it opens: as {@link #lock}, but
-     * others may write the file too; only resizing it is forbidden. Released on close.
+     * Takes the locks QEMU takes on a file used as {@code use}, for reading or (a writable file)
+     * writing, so that qimg, qemu-img and qemu-nbd keep out of each other's way as QEMU's processes
+     * do; fails naming the conflict. Released on close.
      */
-    public void lockAsDataFile() throws IOException {
-        ImageLock.acquireForDataFile(fd, name, writable);
+    public void lock(Use use) throws IOException {
+        ImageLock.acquire(fd, name, use, writable);
+        locked = true;
+    }
+
+    /** Before resizing a locked raw image: takes the use of resizing, which its writer lacks. */
+    public void lockForResize() throws IOException {
+        if (locked) {
+            ImageLock.acquireResize(fd, name);
+        }
     }
 
     /**

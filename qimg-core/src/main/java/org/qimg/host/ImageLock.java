@@ -6,6 +6,9 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import org.qimg.ImageException;
 
@@ -13,10 +16,16 @@ import org.qimg.ImageException;
  * QEMU-compatible image locking: open-file-description byte locks at the offsets QEMU's file driver
  * uses, so qimg and QEMU see each other. Byte {@code 100 + p} held (shared) means "someone uses
  * permission p"; byte {@code 200 + p} held means "someone does not let others have p". Permission 0
- * is consistent read, 1 is write, 3 is resize. A reader uses 0 and forbids writes; a writer uses 0, 1
- * and 3 and forbids writes and resizes by others; a creator, about to truncate the file, uses 1 and 3
- * and forbids resizes (QEMU's file driver does so in its create). On an external data file QEMU lets
- * others write and forbids only resizes: its reader uses 0, its writer 0, 1 and 3.
+ * is consistent read, 1 is write, 3 is resize. The sets are QEMU 7.2's, as qemu-io holds them (read
+ * back with F_OFD_GETLK), by what the file is to the image:
+ * <ul>
+ * <li>a qcow2 image, top or backing: its reader uses 0, its writer 0, 1 and 3; both forbid 1 and 3
+ * (the metadata must not change under them);</li>
+ * <li>a raw image, top or backing: its reader uses 0, its writer 0 and 1, and 3 when it resizes;
+ * neither forbids anything;</li>
+ * <li>the external data file of a qcow2 image: used as by a qcow2 image, only 3 forbidden;</li>
+ * <li>a file about to be made into an image (create): uses 1 and 3 and forbids 3.</li>
+ * </ul>
  */
 final class ImageLock {
     private static final int F_OFD_GETLK = 36;
@@ -43,15 +52,21 @@ final class ImageLock {
     private ImageLock() {
     }
 
-    /** Takes the locks of a reader or a writer on {@code fd}, or fails naming the conflict. */
-    static void acquire(int fd, String name, boolean writer) throws IOException {
-        acquire(fd, name, writer ? new int[] {READ, WRITE, RESIZE} : new int[] {READ},
-                writer ? new int[] {WRITE, RESIZE} : new int[] {WRITE});
+    /** Takes the locks of a reader or a writer of a file used as {@code use}, or fails naming the conflict. */
+    static void acquire(int fd, String name, HostFile.Use use, boolean writer) throws IOException {
+        int[] uses = !writer ? new int[] {READ}
+                : use == HostFile.Use.RAW ? new int[] {READ, WRITE} : new int[] {READ, WRITE, RESIZE};
+        int[] denies = switch (use) {
+            case QCOW2 -> new int[] {WRITE, RESIZE};
+            case RAW -> new int[0];
+            case DATA_FILE -> new int[] {RESIZE};
+        };
+        acquire(fd, name, uses, denies);
     }
 
-    /** Takes the locks of a reader or a writer of an image on its external data file {@code fd}. */
-    static void acquireForDataFile(int fd, String name, boolean writer) throws IOException {
-        acquire(fd, name, writer ? new int[] {READ, WRITE, RESIZE} : new int[] {READ}, new int[] {RESIZE});
+    /** Adds the use of resizing (a raw writer takes it only to resize), or fails naming the conflict. */
+    static void acquireResize(int fd, String name) throws IOException {
+        acquire(fd, name, new int[] {RESIZE}, new int[0]);
     }
 
     /** Takes the locks of a creator on {@code fd}, or fails naming the conflict. */
@@ -78,6 +93,24 @@ final class ImageLock {
         for (int p : denies) {
             set(fd, DENY_BASE + p, F_RDLCK);
         }
+    }
+
+    /** The lock bytes (100-104, 200-204) that other open files hold on {@code path}: what QEMU would see. */
+    static List<Integer> heldBytes(Path path) throws IOException {
+        List<Integer> held = new ArrayList<>();
+        int fd = Native.open(path.toString(), false);
+        try {
+            for (long base : new long[] {USE_BASE, DENY_BASE}) {
+                for (long p = 0; p <= RESIZE + 1; p++) {
+                    if (heldByOthers(fd, base + p)) {
+                        held.add((int) (base + p));
+                    }
+                }
+            }
+        } finally {
+            Native.close(fd);
+        }
+        return held;
     }
 
     private static boolean heldByOthers(int fd, long offset) throws IOException {

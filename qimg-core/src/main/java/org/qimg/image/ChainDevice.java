@@ -282,6 +282,7 @@ public final class ChainDevice implements BlockDevice {
                 writer.resize(newSize, from -> from >= size() || unlockedSeek(from, false).isEmpty());
             } else {
                 RawLayer raw = (RawLayer) top;
+                raw.file().lockForResize();
                 raw.file().setLength(newSize);
                 raw.refreshSize();
             }

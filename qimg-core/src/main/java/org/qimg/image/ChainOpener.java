@@ -54,14 +54,14 @@ public final class ChainOpener {
                 HostFile file = top && !options.readOnly() ? HostFile.openReadWrite(path, currentName)
                         : HostFile.openReadOnly(path, currentName);
                 opened.add(file);
-                if (!options.forceShare()) {
-                    file.lock();
-                }
                 if (options.unsafeCache()) {
                     file.disableSyncs();
                 }
                 ByteBuffer first = readHead(file);
                 String format = currentFormat != null ? currentFormat : probe(first, currentName);
+                if (!options.forceShare() && (format.equals("raw") || format.equals("qcow2"))) {
+                    file.lock(format.equals("raw") ? HostFile.Use.RAW : HostFile.Use.QCOW2);
+                }
                 if (format.equals("raw")) {
                     pending.add(new Pending(file, null, null));
                     break;
@@ -83,7 +83,7 @@ public final class ChainOpener {
                                 : HostFile.openReadOnly(Path.of(dataName), dataName);
                         opened.add(dataFile);
                         if (!options.forceShare()) {
-                            dataFile.lockAsDataFile();
+                            dataFile.lock(HostFile.Use.DATA_FILE);
                         }
                         if (options.unsafeCache()) {
                             dataFile.disableSyncs();

@@ -132,7 +132,7 @@ public final class Qcow2Checker {
             try {
                 holder = writable ? HostFile.openReadWrite(path, name) : HostFile.openReadOnly(path, name);
                 if (!forceShare) {
-                    holder.lock();
+                    holder.lock(HostFile.Use.QCOW2);
                 }
             } catch (IOException | RuntimeException e) {
                 if (holder != null) {

@@ -82,8 +82,8 @@ class ImageLockTest {
     }
 
     /**
-     * The external data file is locked as QEMU locks it (its lock bytes compared with qemu-io's): others
-     * may write it, nobody may resize it while the image is open.
+     * The external data file is locked as QEMU locks it: others may write it, nobody may resize it while
+     * the image is open.
      */
     @Test
     void theDataFileIsLockedAsQemuLocksIt() throws Exception {
@@ -94,8 +94,11 @@ class ImageLockTest {
             Tools.Result resize = Tools.exec(null, List.of("qemu-img", "resize", "-f", "raw", data.toString(), "2M"));
             assertThat(resize.exitCode()).isNotZero();
             assertThat(resize.stderr()).contains("lock");
-            assertThatThrownBy(() -> Images.open(data.toString(), OpenOptions.defaults().withFormat("raw").writable()))
-                    .isInstanceOf(ImageException.class).hasMessageContaining("\"resize\" lock");
+            // A raw writer may open it, as QEMU's may, but not resize it.
+            try (BlockDevice rawWriter = Images.open(data.toString(), OpenOptions.defaults().withFormat("raw").writable())) {
+                assertThatThrownBy(() -> rawWriter.resize(2 << 20)).isInstanceOf(ImageException.class)
+                        .hasMessageContaining("\"resize\" lock");
+            }
             // Writing is shared, as QEMU shares it.
             assertThat(Tools.exec(null, List.of("qemu-io", "-f", "raw", "-c", "write 0 4k", data.toString())).exitCode())
                     .isZero();
@@ -107,6 +110,50 @@ class ImageLockTest {
         try (BlockDevice shared = Images.open(image.toString(), OpenOptions.defaults().withForceShare(true))) {
             assertThat(Tools.exec(null, List.of("qemu-img", "resize", "-f", "raw", data.toString(), "2M")).exitCode())
                     .isZero();
+        }
+    }
+
+    /**
+     * qimg holds the very lock bytes qemu-io holds, file by file: raw and qcow2 images read and
+     * written, a qcow2 and a raw backing file, an external data file.
+     */
+    @Test
+    void theLockBytesAreQemusOnEveryKindOfFile() throws Exception {
+        Path raw = dir.resolve("b.raw");
+        Path base = dir.resolve("b.qcow2");
+        Path top = dir.resolve("t.qcow2");
+        Path overRaw = dir.resolve("r.qcow2");
+        Path ext = dir.resolve("e.qcow2");
+        Path data = dir.resolve("e.data");
+        Tools.run("qemu-img", "create", "-q", "-f", "raw", raw.toString(), "1M");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", base.toString(), "1M");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString());
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", "-b", raw.toString(), "-F", "raw", overRaw.toString());
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=" + data, ext.toString(), "1M");
+        record Case(Path image, String format, boolean write, List<Path> files) {
+        }
+        for (Case c : List.of(new Case(raw, "raw", false, List.of(raw)), new Case(raw, "raw", true, List.of(raw)),
+                new Case(top, "qcow2", false, List.of(top, base)), new Case(top, "qcow2", true, List.of(top, base)),
+                new Case(overRaw, "qcow2", true, List.of(overRaw, raw)),
+                new Case(ext, "qcow2", false, List.of(ext, data)), new Case(ext, "qcow2", true, List.of(ext, data)))) {
+            String what = c.format() + (c.write() ? " writer of " : " reader of ") + c.image().getFileName();
+            List<List<Integer>> qemus = new java.util.ArrayList<>();
+            List<String> options = c.write() ? List.of("-f", c.format()) : List.of("-r", "-f", c.format());
+            try (Tools.Holder qemu = Tools.holdOpen(c.image(), options)) {
+                for (int i = 0; i < 500 && ImageLock.heldBytes(c.image()).isEmpty(); i++) {
+                    Thread.sleep(10);
+                }
+                for (Path f : c.files()) {
+                    qemus.add(ImageLock.heldBytes(f));
+                }
+            }
+            OpenOptions open = OpenOptions.defaults().withFormat(c.format());
+            try (BlockDevice device = Images.open(c.image().toString(), c.write() ? open.writable() : open)) {
+                for (int i = 0; i < c.files().size(); i++) {
+                    assertThat(ImageLock.heldBytes(c.files().get(i))).as(what + ": " + c.files().get(i).getFileName())
+                            .isEqualTo(qemus.get(i));
+                }
+            }
         }
     }
 }

@@ -93,8 +93,7 @@ public final class Tools {
      * others) and returns once its locks are taken, which a locking qemu-img info tells.
      */
     public static Holder holdOpen(Path image) throws IOException, InterruptedException {
-        Holder holder = new Holder(new ProcessBuilder("qemu-io", "-c", "sleep 30000", image.toString())
-                .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD).start());
+        Holder holder = holdOpen(image, List.of());
         for (int i = 0; i < 500; i++) {
             if (exec(null, List.of("qemu-img", "info", image.toString())).exitCode() != 0) {
                 return holder;
@@ -103,5 +102,17 @@ public final class Tools {
         }
         holder.close();
         throw new AssertionError("qemu-io did not lock " + image + " within 5 s");
+    }
+
+    /**
+     * Starts qemu-io with {@code options} (e.g. -r, -f raw) on {@code image}; it holds the image open
+     * until closed. The caller waits for its locks.
+     */
+    public static Holder holdOpen(Path image, List<String> options) throws IOException {
+        List<String> command = new java.util.ArrayList<>(List.of("qemu-io", "-c", "sleep 30000"));
+        command.addAll(options);
+        command.add(image.toString());
+        return new Holder(new ProcessBuilder(command).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectError(ProcessBuilder.Redirect.DISCARD).start());
     }
 }
