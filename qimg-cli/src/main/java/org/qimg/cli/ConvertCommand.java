@@ -187,6 +187,7 @@ final class ConvertCommand implements Callable<Integer> {
                     // Extended, the whole file starts as one hole.
                     output.setLength(device.size());
                 }
+                output.lockCreated(HostFile.Use.RAW); // made: now held as qemu-img holds the raw file it writes
                 new RawCopy(device, output, regular, (int) sparse, bar).run();
             }
             bar.end();

@@ -74,6 +74,15 @@ public final class HostFile implements Closeable {
         locked = true;
     }
 
+    /**
+     * Once a file opened with {@link #openForCreation} holds its new image: trades the creator's locks
+     * for those of a writer of a file used as {@code use}, as QEMU does when it opens the image it made.
+     */
+    public void lockCreated(Use use) throws IOException {
+        ImageLock.release(fd);
+        lock(use);
+    }
+
     /** Before resizing a locked raw image: takes the use of resizing, which its writer lacks. */
     public void lockForResize() throws IOException {
         if (locked) {

@@ -64,6 +64,15 @@ final class ImageLock {
         acquire(fd, name, uses, denies);
     }
 
+    /** Releases every lock byte {@code fd} holds. */
+    static void release(int fd) {
+        for (long base : new long[] {USE_BASE, DENY_BASE}) {
+            for (long p = 0; p <= RESIZE + 1; p++) {
+                set(fd, base + p, F_UNLCK);
+            }
+        }
+    }
+
     /** Adds the use of resizing (a raw writer takes it only to resize), or fails naming the conflict. */
     static void acquireResize(int fd, String name) throws IOException {
         acquire(fd, name, new int[] {RESIZE}, new int[0]);

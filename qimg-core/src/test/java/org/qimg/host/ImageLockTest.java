@@ -156,4 +156,17 @@ class ImageLockTest {
             }
         }
     }
+
+    /** A creator holds qemu-img create's bytes, then, its image made, those of the image's writer. */
+    @Test
+    void aCreatorHoldsCreatesLocksThenTheWritersOnes() throws Exception {
+        Path out = dir.resolve("made.raw");
+        try (HostFile file = HostFile.openForCreation(out, out.toString())) {
+            // Use write and resize, deny resize (QEMU's file driver in its create).
+            assertThat(ImageLock.heldBytes(out)).containsExactly(101, 103, 203);
+            file.lockCreated(HostFile.Use.RAW);
+            assertThat(ImageLock.heldBytes(out)).containsExactly(100, 101);
+        }
+        assertThat(ImageLock.heldBytes(out)).isEmpty();
+    }
 }
