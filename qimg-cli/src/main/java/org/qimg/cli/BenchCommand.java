@@ -34,6 +34,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--flush-interval", paramLabel = "N", defaultValue = "0") long flushInterval;
     @Option(names = {"-q", "--quiet"}) boolean quiet;
     @Option(names = "--debug", hidden = true) boolean debug;
+    @Option(names = {"-U", "--force-share"}, description = "take no image locks (reads only)") boolean forceShare;
     @Parameters(index = "0", paramLabel = "IMAGE") String image;
     @Spec CommandSpec spec;
     /** Where the plain path (no picocli) prints; picocli's writer otherwise. */
@@ -88,6 +89,7 @@ final class BenchCommand implements Callable<Integer> {
                 case "-w" -> command.write = true;
                 case "-q" -> command.quiet = true;
                 case "--debug" -> command.debug = true;
+                case "-U", "--force-share" -> command.forceShare = true;
                 case "-f", "-c", "-d", "-s", "-S", "-o" -> {
                     if (i + 1 == args.length || args[i + 1].startsWith("-") || args[i + 1].startsWith("@")) {
                         return null;
@@ -141,7 +143,7 @@ final class BenchCommand implements Callable<Integer> {
         if (flushInterval > 0 && flushInterval < depth) {
             throw new IllegalArgumentException("Flush interval can't be smaller than depth");
         }
-        OpenOptions options = OpenOptions.defaults().withFormat(format).withReadOnly(!write);
+        OpenOptions options = OpenOptions.defaults().withFormat(format).withReadOnly(!write).withForceShare(forceShare);
         try (BlockDevice device = Images.open(image, options)) {
             long imageSize = device.size();
             if (imageSize < size) {

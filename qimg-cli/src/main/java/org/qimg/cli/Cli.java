@@ -12,8 +12,13 @@ final class Cli {
     }
 
     static BlockDevice open(String image, String format) throws IOException {
+        return open(image, format, false);
+    }
+
+    /** Opens an image read-only; {@code forceShare} (-U) takes none of its locks, as qemu-img's -U. */
+    static BlockDevice open(String image, String format, boolean forceShare) throws IOException {
         checkFormat(format);
-        return Images.open(image, OpenOptions.defaults().withFormat(format));
+        return Images.open(image, OpenOptions.defaults().withFormat(format).withForceShare(forceShare));
     }
 
     /** Refuses a -f other than qcow2 or raw (null: probe), as qemu-img does. */

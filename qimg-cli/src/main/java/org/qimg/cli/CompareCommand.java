@@ -52,6 +52,9 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = {"-q", "--quiet"}, description = "print nothing but errors")
     boolean quiet;
 
+    @Option(names = {"-U", "--force-share"}, description = "take no image locks: read images another process writes")
+    boolean forceShare;
+
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
@@ -83,7 +86,7 @@ final class CompareCommand implements Callable<Integer> {
         out = spec.commandLine().getOut();
         err = spec.commandLine().getErr();
         try {
-            try (BlockDevice a = open(imageA, formatA); BlockDevice b = open(imageB, formatB)) {
+            try (BlockDevice a = open(imageA, formatA, forceShare); BlockDevice b = open(imageB, formatB, forceShare)) {
                 return compare(new Side(a, imageA), new Side(b, imageB));
             } catch (IOException closing) {
                 throw new Failure(EXIT_ERROR, Main.oneLine(closing), closing);
@@ -101,9 +104,9 @@ final class CompareCommand implements Callable<Integer> {
         }
     }
 
-    private static BlockDevice open(String image, String format) throws Failure {
+    private static BlockDevice open(String image, String format, boolean forceShare) throws Failure {
         try {
-            return Cli.open(image, format);
+            return Cli.open(image, format, forceShare);
         } catch (IOException | RuntimeException e) {
             throw new Failure(EXIT_ERROR, Main.oneLine(e), e);
         }

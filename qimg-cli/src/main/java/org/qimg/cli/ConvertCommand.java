@@ -58,6 +58,9 @@ final class ConvertCommand implements Callable<Integer> {
             description = "skip all-zero blocks of this size inside data (default 4k; 0 writes all data)")
     String sparseSize;
 
+    @Option(names = {"-U", "--force-share"}, description = "take no image locks: read a source another process writes")
+    boolean forceShare;
+
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
@@ -117,6 +120,7 @@ final class ConvertCommand implements Callable<Integer> {
                 case "-q" -> command.quiet = true;
                 case "-c" -> command.compress = true;
                 case "--debug" -> command.debug = true;
+                case "-U", "--force-share" -> command.forceShare = true;
                 case "-f", "-O" -> {
                     if (i + 1 == args.length || args[i + 1].startsWith("-")) {
                         return null;
@@ -166,7 +170,7 @@ final class ConvertCommand implements Callable<Integer> {
             throw new IllegalArgumentException("Invalid buffer size for sparse output specified. Valid sizes are "
                     + "multiples of 512 up to 16M. Select 0 to disable sparse detection (fully allocates output).");
         }
-        try (BlockDevice device = Cli.open(source, format)) {
+        try (BlockDevice device = Cli.open(source, format, forceShare)) {
             Path out = Path.of(target);
             refuseChainMember(device, out);
             if (Files.isDirectory(out)) {
@@ -197,7 +201,7 @@ final class ConvertCommand implements Callable<Integer> {
 
     /** convert -O qcow2: create the output like qemu-img create, then copy what the map calls data. */
     private int toQcow2() throws IOException {
-        try (BlockDevice device = Cli.open(source, format)) {
+        try (BlockDevice device = Cli.open(source, format, forceShare)) {
             Path out = Path.of(target);
             refuseChainMember(device, out);
             CreateOptionsParser parser = new CreateOptionsParser("qcow2");

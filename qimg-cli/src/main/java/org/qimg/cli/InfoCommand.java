@@ -51,6 +51,9 @@ final class InfoCommand implements Callable<Integer> {
     @Option(names = "--backing-chain", description = "describe every image of the backing chain")
     boolean backingChain;
 
+    @Option(names = {"-U", "--force-share"}, description = "take no image locks: read an image another process writes")
+    boolean forceShare;
+
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
@@ -99,7 +102,7 @@ final class InfoCommand implements Callable<Integer> {
             if (!seen.add(name)) {
                 throw new ImageException("Backing file '" + name + "' creates an infinite loop.");
             }
-            ImageDescription d = ImageDescription.read(name, fmt);
+            ImageDescription d = ImageDescription.read(name, fmt, forceShare);
             chain.add(d);
             if (!backingChain || d.header() == null) {
                 break;

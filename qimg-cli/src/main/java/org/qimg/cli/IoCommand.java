@@ -36,6 +36,9 @@ final class IoCommand implements Callable<Integer> {
     @Option(names = {"-c", "--cmd"}, paramLabel = "CMD", description = "a command; may be repeated")
     List<String> commands = new ArrayList<>();
 
+    @Option(names = {"-U", "--force-share"}, description = "take no image locks: read an image another process writes (with -r)")
+    boolean forceShare;
+
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
@@ -52,7 +55,7 @@ final class IoCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        OpenOptions options = OpenOptions.defaults().withFormat(format).withReadOnly(readOnly);
+        OpenOptions options = OpenOptions.defaults().withFormat(format).withReadOnly(readOnly).withForceShare(forceShare);
         try (BlockDevice device = Images.open(image, options)) {
             for (String command : commands) {
                 try {

@@ -30,6 +30,9 @@ final class MapCommand implements Callable<Integer> {
     @Option(names = {"-l", "--max-length"}, paramLabel = "LENGTH", description = "bytes to map at most")
     String maxLength;
 
+    @Option(names = {"-U", "--force-share"}, description = "take no image locks: read an image another process writes")
+    boolean forceShare;
+
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
@@ -71,6 +74,13 @@ final class MapCommand implements Callable<Integer> {
                     return null;
                 }
                 command.debug = true;
+                continue;
+            }
+            if (arg.equals("-U") || arg.equals("--force-share")) {
+                if (command.forceShare) {
+                    return null;
+                }
+                command.forceShare = true;
                 continue;
             }
             String name = arg;
@@ -132,7 +142,7 @@ final class MapCommand implements Callable<Integer> {
         long max = maxLength == null ? Long.MAX_VALUE : Sizes.parse(maxLength, "max length");
         PrintWriter out = spec != null ? spec.commandLine().getOut() : new PrintWriter(new java.io.OutputStreamWriter(
                 new java.io.FileOutputStream(java.io.FileDescriptor.out), java.nio.charset.StandardCharsets.UTF_8), false);
-        try (BlockDevice device = Cli.open(image, format)) {
+        try (BlockDevice device = Cli.open(image, format, forceShare)) {
             long end = Math.min(device.size(), start + Math.min(max, Long.MAX_VALUE - start));
             if (json) {
                 if (spec == null) {

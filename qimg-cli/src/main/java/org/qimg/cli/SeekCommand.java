@@ -30,6 +30,9 @@ final class SeekCommand implements Callable<Integer> {
     @Option(names = "-f", paramLabel = "FMT", description = "image format (qcow2 or raw); probed if absent")
     String format;
 
+    @Option(names = {"-U", "--force-share"}, description = "take no image locks: read an image another process writes")
+    boolean forceShare;
+
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
@@ -45,7 +48,7 @@ final class SeekCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
-        try (BlockDevice device = Cli.open(image, format)) {
+        try (BlockDevice device = Cli.open(image, format, forceShare)) {
             for (String text : offsets) {
                 long offset;
                 try {

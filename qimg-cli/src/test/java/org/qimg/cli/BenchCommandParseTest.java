@@ -26,7 +26,7 @@ class BenchCommandParseTest {
 
     private static List<Object> fields(BenchCommand c) {
         return Arrays.asList(c.format, c.write, c.count, c.depth, c.bufferSize, c.stepSize, c.offsetText, c.pattern,
-                c.flushInterval, c.quiet, c.debug, c.image);
+                c.flushInterval, c.quiet, c.debug, c.forceShare, c.image);
     }
 
     @Test
@@ -40,6 +40,8 @@ class BenchCommandParseTest {
             {"bench", "--pattern=90", "--flush-interval=16", "--debug", "-c", "0", "a.qcow2"},
             {"bench", "-d", "0", "-s", "0", "a b.qcow2"},
             {"bench", "-f", "", "-"},
+            {"bench", "-U", "-c", "10", "a.qcow2"},
+            {"bench", "--force-share", "a.qcow2"},
         };
         for (String[] args : accepted) {
             BenchCommand plain = BenchCommand.parsePlain(args);

@@ -26,7 +26,7 @@ class ConvertCommandParseTest {
     }
 
     private static List<Object> fields(ConvertCommand c) {
-        return Arrays.asList(c.format, c.outputFormat, c.progress, c.quiet, c.sparseSize, c.debug, c.compress,
+        return Arrays.asList(c.format, c.outputFormat, c.progress, c.quiet, c.sparseSize, c.debug, c.compress, c.forceShare,
                 c.createOptions, c.outputBacking, c.outputBackingFormat, c.source, c.target);
     }
 
@@ -45,6 +45,8 @@ class ConvertCommandParseTest {
             {"convert", "-f", "", "a.qcow2", "b.raw"},
             {"convert", "dir with space/a b.qcow2", "out put.raw"},
             {"convert", "-", "b.raw"},
+            {"convert", "-U", "-O", "qcow2", "a.qcow2", "b.qcow2"},
+            {"convert", "a.qcow2", "--force-share", "b.raw"},
         };
         for (String[] args : accepted) {
             ConvertCommand plain = ConvertCommand.parsePlain(args);

@@ -17,7 +17,7 @@ class MapCommandParseTest {
     }
 
     private static List<Object> fields(MapCommand c) {
-        return java.util.Arrays.asList(c.format, c.output, c.startOffset, c.maxLength, c.debug, c.image);
+        return java.util.Arrays.asList(c.format, c.output, c.startOffset, c.maxLength, c.debug, c.forceShare, c.image);
     }
 
     @Test
@@ -37,6 +37,8 @@ class MapCommandParseTest {
             {"map", "--output=", "a.qcow2"},
             {"map", "dir with space/a b.qcow2"},
             {"map", "-"},
+            {"map", "-U", "--output=json", "a.qcow2"},
+            {"map", "a.qcow2", "--force-share"},
         };
         for (String[] args : accepted) {
             MapCommand plain = MapCommand.parsePlain(args);
@@ -56,6 +58,7 @@ class MapCommandParseTest {
             {"map", "a.qcow2", "b.qcow2"},
             {"map", "--output=json", "--output=human", "a.qcow2"},
             {"map", "--debug", "--debug", "a.qcow2"},
+            {"map", "-U", "-U", "a.qcow2"},
             {"map", "-f", "a.qcow2"},
             {"map", "-fqcow2", "a.qcow2"},
             {"map", "-f=qcow2", "a.qcow2"},

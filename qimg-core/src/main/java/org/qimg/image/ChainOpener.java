@@ -27,6 +27,9 @@ public final class ChainOpener {
 
     public static Layer open(String name, OpenOptions options) throws IOException {
         // Follow the backing names top-down first, then open bottom-up so each layer gets its backing.
+        if (options.forceShare() && !options.readOnly()) {
+            throw new ImageException("Could not open '" + name + "': force-share=on can only be used with read-only images");
+        }
         List<Pending> pending = new ArrayList<>();
         Set<Path> seen = new HashSet<>();
         String currentName = name;

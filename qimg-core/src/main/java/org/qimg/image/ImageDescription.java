@@ -37,6 +37,15 @@ public record ImageDescription(String filename, String format, long virtualSize,
 
     /** Reads the description of {@code name}; {@code format} is "qcow2", "raw", or null to probe. */
     public static ImageDescription read(String name, String format) throws IOException {
+        return read(name, format, false);
+    }
+
+    /**
+     * As {@link #read(String, String)}; unless {@code forceShare} (qemu-img info's -U), holding the
+     * image's locks while it reads it, as qemu-img info does: an image that another process writes is
+     * refused.
+     */
+    public static ImageDescription read(String name, String format, boolean forceShare) throws IOException {
         if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
             throw new ImageException.Unsupported("'" + name + "': unsupported image format '" + format + "'");
         }
@@ -53,6 +62,9 @@ public record ImageDescription(String filename, String format, long virtualSize,
         try (file) {
             ByteBuffer head = ChainOpener.readHead(file);
             String actualFormat = format != null ? format : ChainOpener.probe(head, name);
+            if (!forceShare) {
+                file.lock(actualFormat.equals("raw") ? HostFile.Use.RAW : HostFile.Use.QCOW2);
+            }
             long actualSize = file.allocatedBytes();
             if (actualFormat.equals("raw")) {
                 return new ImageDescription(name, "raw", (file.size() + 511) & ~511L, actualSize, null, null,
