@@ -182,7 +182,10 @@ public final class Qcow2Creator {
         return size;
     }
 
-    /** The backing image's virtual size, reading it through its own format. */
+    /**
+     * The backing image's virtual size, reading it through its own format. Read with force-share, as
+     * qemu-img create reads it: a base that a VM is writing can still get an overlay.
+     */
     private static long backingSize(Path image, CreateOptions o) throws IOException {
         String format = o.backingFormat();
         if (!format.equals("qcow2") && !format.equals("raw")) {
@@ -190,7 +193,8 @@ public final class Qcow2Creator {
                     + "' in format '" + format + "' (qcow2 and raw are readable); give the size");
         }
         Path backing = resolve(image, o.backingFile());
-        try (BlockDevice device = Images.open(backing.toString(), OpenOptions.defaults().withFormat(format))) {
+        try (BlockDevice device = Images.open(backing.toString(),
+                OpenOptions.defaults().withFormat(format).withForceShare(true))) {
             return device.size();
         } catch (ImageException e) {
             throw new ImageException("Could not open backing image '" + o.backingFile() + "': " + e.getMessage(), e);

@@ -169,4 +169,16 @@ class ImageLockTest {
         }
         assertThat(ImageLock.heldBytes(out)).isEmpty();
     }
+
+    /** An overlay can be created on a base that another process writes: qemu-img create reads its size with force-share. */
+    @Test
+    void anOverlayCanBeCreatedOnABaseInUse() throws Exception {
+        Path base = dir.resolve("base.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", base.toString(), "3M");
+        try (Tools.Holder qemu = Tools.holdOpen(base)) {
+            Path top = dir.resolve("top.qcow2");
+            assertThat(Qcow2Creator.create(top, CreateOptions.overlay(base.toString(), "qcow2")).virtualSize())
+                    .isEqualTo(3 << 20);
+        }
+    }
 }
