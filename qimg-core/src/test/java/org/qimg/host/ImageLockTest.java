@@ -140,12 +140,20 @@ class ImageLockTest {
             List<List<Integer>> qemus = new java.util.ArrayList<>();
             List<String> options = c.write() ? List.of("-f", c.format()) : List.of("-r", "-f", c.format());
             try (Tools.Holder qemu = Tools.holdOpen(c.image(), options)) {
-                for (int i = 0; i < 500 && ImageLock.heldBytes(c.image()).isEmpty(); i++) {
+                // QEMU sets its bytes one by one and may change them while it builds the image's
+                // graph: read them once they have stayed the same for 100 ms.
+                List<List<Integer>> seen = List.of();
+                int still = 0;
+                for (int i = 0; i < 3000 && still < 10; i++) {
                     Thread.sleep(10);
+                    List<List<Integer>> now = new java.util.ArrayList<>();
+                    for (Path f : c.files()) {
+                        now.add(ImageLock.heldBytes(f));
+                    }
+                    still = now.equals(seen) && !now.get(0).isEmpty() ? still + 1 : 0;
+                    seen = now;
                 }
-                for (Path f : c.files()) {
-                    qemus.add(ImageLock.heldBytes(f));
-                }
+                qemus.addAll(seen);
             }
             OpenOptions open = OpenOptions.defaults().withFormat(c.format());
             try (BlockDevice device = Images.open(c.image().toString(), c.write() ? open.writable() : open)) {

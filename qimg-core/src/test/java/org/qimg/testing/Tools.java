@@ -90,18 +90,23 @@ public final class Tools {
 
     /**
      * Starts qemu-io on {@code image} (opened for writing: it takes the "write" lock and denies it to
-     * others) and returns once its locks are taken, which a locking qemu-img info tells.
+     * others) and returns once its locks are taken, which /proc/locks tells. (Asking a locking
+     * qemu-img would race with qemu-io's own lock check and could make it give up.)
      */
     public static Holder holdOpen(Path image) throws IOException, InterruptedException {
         Holder holder = holdOpen(image, List.of());
-        for (int i = 0; i < 500; i++) {
-            if (exec(null, List.of("qemu-img", "info", image.toString())).exitCode() != 0) {
+        String inode = ":" + java.nio.file.Files.getAttribute(image, "unix:ino") + " ";
+        for (int i = 0; i < 3000; i++) {
+            if (java.nio.file.Files.readAllLines(Path.of("/proc/locks")).stream().anyMatch(l -> l.contains(inode))) {
                 return holder;
+            }
+            if (!holder.process.isAlive()) {
+                throw new AssertionError("qemu-io exited (" + holder.process.exitValue() + ") before it locked " + image);
             }
             Thread.sleep(10);
         }
         holder.close();
-        throw new AssertionError("qemu-io did not lock " + image + " within 5 s");
+        throw new AssertionError("qemu-io did not lock " + image + " within 30 s");
     }
 
     /**
