@@ -90,14 +90,21 @@ public final class Tools {
 
     /**
      * Starts qemu-io on {@code image} (opened for writing: it takes the "write" lock and denies it to
-     * others) and returns once its locks are taken, which /proc/locks tells. (Asking a locking
-     * qemu-img would race with qemu-io's own lock check and could make it give up.)
+     * others) and returns once its locks are taken: when /proc/locks has shown the same locks on the
+     * file for 100 ms (QEMU sets them one by one). Asking a locking qemu-img instead would race with
+     * qemu-io's own lock check and could make it give up.
      */
     public static Holder holdOpen(Path image) throws IOException, InterruptedException {
         Holder holder = holdOpen(image, List.of());
         String inode = ":" + java.nio.file.Files.getAttribute(image, "unix:ino") + " ";
+        long seen = 0;
+        int still = 0;
         for (int i = 0; i < 3000; i++) {
-            if (java.nio.file.Files.readAllLines(Path.of("/proc/locks")).stream().anyMatch(l -> l.contains(inode))) {
+            long now = java.nio.file.Files.readAllLines(Path.of("/proc/locks")).stream().filter(l -> l.contains(inode))
+                    .count();
+            still = now > 0 && now == seen ? still + 1 : 0;
+            seen = now;
+            if (still == 10) {
                 return holder;
             }
             if (!holder.process.isAlive()) {
