@@ -14,6 +14,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.qimg.testing.Corpus;
+import org.qimg.testing.Tools;
 import org.qimg.testing.CorpusImage;
 import org.qimg.testing.Damage;
 
@@ -99,6 +100,17 @@ class CheckCommandTest {
         assertThat(r.exitCode()).isEqualTo(Qimg.qemuImg("check", garbage.toString()).exitCode()).isEqualTo(1);
         assertThat(r.err().lines().toList()).hasSize(1);
         assertThat(r.out()).isEmpty();
+        // An image whose external data file is missing cannot be opened, so it is not checked.
+        Path ext = dir.resolve("ext.qcow2");
+        Path data = dir.resolve("ext.data");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=" + data, ext.toString(), "1M");
+        Files.delete(data);
+        for (String[] args : new String[][] {{"check", ext.toString()}, {"check", "-r", "all", ext.toString()}}) {
+            r = Qimg.run(args);
+            assertThat(r.exitCode()).as(String.join(" ", args)).isEqualTo(Qimg.qemuImg(args).exitCode()).isEqualTo(1);
+            assertThat(r.err()).contains("Could not open data file").contains("No such file or directory");
+            assertThat(r.out()).isEmpty();
+        }
     }
 
     /** A crash with lazy refcounts leaves the dirty bit and unwritten refcounts; -r all rebuilds them. */

@@ -111,6 +111,8 @@ public final class Qcow2Checker {
 
         /** Holds QEMU's image locks for as long as the check runs. */
         private final HostFile lock;
+        /** The external data file, opened and locked as QEMU opens it with the image; or null. */
+        private final HostFile dataFile;
 
         Session(Path path, boolean writable, boolean forceShare, Consumer<String> out) throws IOException {
             this.path = path;
@@ -142,6 +144,56 @@ public final class Qcow2Checker {
                 throw e;
             }
             lock = holder;
+            try {
+                dataFile = openDataFile(file, path, writable, forceShare);
+            } catch (IOException | RuntimeException e) {
+                holder.close();
+                file.close();
+                throw e;
+            }
+        }
+
+        /**
+         * QEMU opens (and locks) an image's external data file with it, so a check of an image whose
+         * data file is missing fails to open, as qemu-img check's does. A header too broken to name one
+         * is left to the check to report.
+         */
+        private static HostFile openDataFile(FileChannel file, Path path, boolean writable, boolean forceShare)
+                throws IOException {
+            ByteBuffer first = ByteBuffer.allocate((int) Math.min(file.size(), 1L << Qcow2Header.MAX_CLUSTER_BITS));
+            while (first.hasRemaining() && file.read(first, first.position()) > 0) {
+                // read the first cluster at most
+            }
+            first.flip();
+            Qcow2Header header;
+            try {
+                if (!Qcow2Header.hasMagic(first)) {
+                    return null;
+                }
+                header = Qcow2Header.parse(first, Long.MAX_VALUE, path.toString());
+            } catch (ImageException e) {
+                return null;
+            }
+            if (!header.hasDataFile()) {
+                return null;
+            }
+            String name = header.dataFile();
+            HostFile data;
+            try {
+                data = writable ? HostFile.openReadWrite(Path.of(name), name) : HostFile.openReadOnly(Path.of(name), name);
+            } catch (NoSuchFileException e) {
+                throw new ImageException("Could not open data file '" + name + "' of '" + path
+                        + "': No such file or directory");
+            }
+            if (!forceShare) {
+                try {
+                    data.lock(HostFile.Use.DATA_FILE);
+                } catch (IOException | RuntimeException e) {
+                    data.close();
+                    throw e;
+                }
+            }
+            return data;
         }
 
         /** qcow2_close: the changed refcount blocks are written back, each after QEMU's overlap check. */
@@ -169,7 +221,13 @@ public final class Qcow2Checker {
                 try {
                     file.close();
                 } finally {
-                    lock.close();
+                    try {
+                        lock.close();
+                    } finally {
+                        if (dataFile != null) {
+                            dataFile.close();
+                        }
+                    }
                 }
             }
         }
