@@ -64,6 +64,9 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
+    @Option(names = "-n", description = "skip the output's creation: write into the existing image (or device)")
+    boolean noCreate;
+
     @Option(names = "-c", description = "compress the output's clusters (qcow2)")
     boolean compress;
 
@@ -121,6 +124,7 @@ final class ConvertCommand implements Callable<Integer> {
                 case "-c" -> command.compress = true;
                 case "--debug" -> command.debug = true;
                 case "-U", "--force-share" -> command.forceShare = true;
+                case "-n" -> command.noCreate = true;
                 case "-f", "-O" -> {
                     if (i + 1 == args.length || args[i + 1].startsWith("-")) {
                         return null;
@@ -154,6 +158,16 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (noCreate) {
+            if (!createOptions.isEmpty()) {
+                throw new IllegalArgumentException("-o has no effect when skipping image creation");
+            }
+            if (compress || outputBacking != null) {
+                // qemu-img lets them through and then fails writing compressed clusters over allocated
+                // ones, or writes as if the existing output had that backing image.
+                throw new IllegalArgumentException("-c and -B need the output to be created (no -n)");
+            }
+        }
         switch (outputFormat) {
             case "raw" -> {
                 if (compress || outputBacking != null || !createOptions.isEmpty()) {
@@ -173,6 +187,9 @@ final class ConvertCommand implements Callable<Integer> {
         try (BlockDevice device = Cli.open(source, format, forceShare)) {
             Path out = Path.of(target);
             refuseChainMember(device, out);
+            if (noCreate) {
+                return intoExistingRaw(device, out, (int) sparse);
+            }
             if (Files.isDirectory(out)) {
                 throw new ImageException("Could not create '" + target + "': Is a directory");
             }
@@ -199,11 +216,53 @@ final class ConvertCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * convert -n -O raw: into an existing file or device, as it is (neither emptied nor resized). Its
+     * old bytes are no zeroes: what the source reads as zero is zeroed (a hole punched in a file where
+     * the file system can, as qemu-img does).
+     */
+    private int intoExistingRaw(BlockDevice device, Path out, int sparse) throws IOException {
+        HostFile output;
+        try {
+            output = HostFile.openReadWrite(out, target);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ImageException("Could not open '" + target + "': No such file or directory");
+        }
+        try (output) {
+            if (!forceShare) {
+                output.lock(HostFile.Use.RAW);
+            }
+            output.disableSyncs(); // like qemu-img convert (cache=unsafe)
+            refuseSmaller(output.size(), device.size());
+            Progress bar = new Progress(err(), progress && !quiet, 1f);
+            new RawCopy(device, output, false, sparse, bar).run();
+            bar.end();
+        }
+        return 0;
+    }
+
+    /** qemu-img's check before it writes into an output it did not create. */
+    private static void refuseSmaller(long outputSize, long inputSize) {
+        if (outputSize < inputSize) {
+            throw new IllegalArgumentException("output file is smaller than input file");
+        }
+    }
+
     /** convert -O qcow2: create the output like qemu-img create, then copy what the map calls data. */
     private int toQcow2() throws IOException {
         try (BlockDevice device = Cli.open(source, format, forceShare)) {
             Path out = Path.of(target);
             refuseChainMember(device, out);
+            if (noCreate) {
+                try (BlockDevice output = Images.open(target,
+                        OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(true))) {
+                    refuseSmaller(output.size(), device.size());
+                    Progress bar = new Progress(err(), progress && !quiet, 1f);
+                    new Qcow2Copy(device, output, false, false, false, bar).run();
+                    bar.end();
+                }
+                return 0;
+            }
             CreateOptionsParser parser = new CreateOptionsParser("qcow2");
             for (String o : createOptions) {
                 parser.add(o);
@@ -224,7 +283,7 @@ final class ConvertCommand implements Callable<Integer> {
             // Like qemu-img convert (cache=unsafe): ordered writes, no waiting for the disk.
             try (BlockDevice output = Images.open(target,
                     OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(true))) {
-                new Qcow2Copy(device, output, outputBacking != null, compress, bar).run();
+                new Qcow2Copy(device, output, true, outputBacking != null, compress, bar).run();
             }
             bar.end();
         }

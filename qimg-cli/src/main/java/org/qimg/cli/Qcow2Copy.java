@@ -12,7 +12,9 @@ import org.qimg.Extent;
  * The copy loop of {@code convert -O qcow2}: driven by the source's map, so holes stay holes. With a
  * backing image for the target (-B), only what the source's top image defines is copied (the rest is
  * the backing's, as in qemu-img); with compression (-c), whole clusters go through
- * {@link BlockDevice#writeCompressed} and all-zero clusters are skipped.
+ * {@link BlockDevice#writeCompressed} and all-zero clusters are skipped. Into an existing image (-n),
+ * which does not read as zeroes, what the source reads as zero is written as zeroes (zero clusters),
+ * as qemu-img does.
  */
 final class Qcow2Copy {
     private static final int CHUNK = 2 << 20;
@@ -23,13 +25,17 @@ final class Qcow2Copy {
 
     private final BlockDevice source;
     private final BlockDevice target;
+    /** The target reads as zeroes where nothing is written (a fresh image); else zeroes are written. */
+    private final boolean zeroInitialized;
     private final boolean onBacking;
     private final boolean compress;
     private final Progress progress;
 
-    Qcow2Copy(BlockDevice source, BlockDevice target, boolean onBacking, boolean compress, Progress progress) {
+    Qcow2Copy(BlockDevice source, BlockDevice target, boolean zeroInitialized, boolean onBacking, boolean compress,
+            Progress progress) {
         this.source = source;
         this.target = target;
+        this.zeroInitialized = zeroInitialized;
         this.onBacking = onBacking;
         this.compress = compress;
         this.progress = progress;
@@ -54,7 +60,7 @@ final class Qcow2Copy {
                     continue;
                 }
                 Extent e = p.extent();
-                if (copied(e) && e.zero() && onBacking) {
+                if (copied(e) && e.zero() && (onBacking || !zeroInitialized)) {
                     target.writeZeroes(e.start(), e.length(), true);
                 }
                 progress.update(e.end(), size);
@@ -74,6 +80,9 @@ final class Qcow2Copy {
     /** Writes data read at {@code at}: a chunk as it is, or (-c) one cluster compressed. */
     private void write(long at, ByteBuffer data, long unit) throws IOException {
         if (!onBacking && isZero(data)) {
+            if (!zeroInitialized) {
+                target.writeZeroes(at, data.remaining(), true);
+            }
             return;
         }
         if (compress && data.remaining() == unit) {

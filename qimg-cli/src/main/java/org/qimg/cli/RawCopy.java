@@ -17,7 +17,8 @@ import org.qimg.host.HostFile;
  *
  * <p>With {@code zeroInitialized} (a fresh or truncated regular file whose length is already set) a
  * skipped range stays a hole, and each large run of data gets its blocks just before it is written
- * ({@link HostFile#allocate}); otherwise (a device node) skipped ranges are written as zeroes.
+ * ({@link HostFile#allocate}); otherwise (a device node, or an existing output with -n) skipped
+ * ranges are zeroed: a hole punched where the file or device can, else zeroes written.
  */
 final class RawCopy {
     /** Bytes per read and write; three buffers circulate between the two threads. */
@@ -75,29 +76,45 @@ final class RawCopy {
         // Compared as segments, without a pair of buffer slices a block (a 1 GiB copy: 0.5 M slices).
         MemorySegment bytes = MemorySegment.ofBuffer(data);
         MemorySegment zero = MemorySegment.ofBuffer(zeroes);
-        int runStart = -1;
+        int runStart = -1; // the data blocks not written yet start here
+        int zeroStart = -1; // the zero blocks not zeroed yet (an output that is not zero-initialized)
         int at = 0;
         while (at < length) {
             // Blocks are aligned to guest offsets, so the holes line up with the file's blocks.
             int blockEnd = (int) Math.min(length, at + sparseSize - Math.floorMod(guestOffset + at, (long) sparseSize));
             boolean isZero = MemorySegment.mismatch(bytes, at, blockEnd, zero, 0, blockEnd - at) < 0;
-            if (isZero && runStart >= 0) {
-                write(guestOffset + runStart, data.slice(runStart, at - runStart));
-                runStart = -1;
-            } else if (!isZero && runStart < 0) {
-                runStart = at;
-            }
-            if (isZero && !zeroInitialized) {
-                write(guestOffset + at, zeroes.slice(0, blockEnd - at));
+            if (isZero) {
+                if (runStart >= 0) {
+                    write(guestOffset + runStart, data.slice(runStart, at - runStart));
+                    runStart = -1;
+                }
+                if (!zeroInitialized && zeroStart < 0) {
+                    zeroStart = at;
+                }
+            } else {
+                if (zeroStart >= 0) {
+                    writeZeroes(guestOffset + zeroStart, at - zeroStart, zeroes);
+                    zeroStart = -1;
+                }
+                if (runStart < 0) {
+                    runStart = at;
+                }
             }
             at = blockEnd;
         }
         if (runStart >= 0) {
             write(guestOffset + runStart, data.slice(runStart, length - runStart));
         }
+        if (zeroStart >= 0) {
+            writeZeroes(guestOffset + zeroStart, length - zeroStart, zeroes);
+        }
     }
 
+    /** Makes a range of an output that is not zero-initialized read as zeroes: a hole where it can be punched. */
     private void writeZeroes(long guestOffset, long length, ByteBuffer zeroes) throws IOException {
+        if (target.punchHole(guestOffset, length)) {
+            return;
+        }
         for (long done = 0; done < length; ) {
             int n = (int) Math.min(zeroes.capacity(), length - done);
             write(guestOffset + done, zeroes.slice(0, n));

@@ -176,4 +176,46 @@ class ConvertCommandTest {
             }
         }
     }
+
+    /**
+     * {@code -n} writes into an existing image full of other bytes, qcow2 or raw, as qemu-img's -n does:
+     * the same content, and the same map (zero clusters, punched holes) as qemu-img's own output.
+     */
+    @Test
+    void writesIntoAnExistingImageWithN() throws IOException {
+        Path source = dir.resolve("n-source.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "4M");
+        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -q -P 5 1M 64k", "-c", "write -q -z 2M 64k",
+                "-c", "write -q -P 0 3M 8k", source.toString());
+        for (String format : List.of("qcow2", "raw")) {
+            Path theirs = dir.resolve("n-theirs." + format);
+            Path ours = dir.resolve("n-ours." + format);
+            for (Path p : List.of(theirs, ours)) {
+                Tools.run("qemu-img", "create", "-q", "-f", format, p.toString(), "4M");
+                Tools.run("qemu-io", "-f", format, "-c", "write -q -P 9 0 4M", p.toString());
+            }
+            Tools.run("qemu-img", "convert", "-n", "-O", format, source.toString(), theirs.toString());
+            Qimg.Result r = Qimg.run("convert", "-n", "-O", format, source.toString(), ours.toString());
+            assertThat(r.exitCode()).as(format + ": " + r.err()).isZero();
+            assertThat(Tools.run("qemu-img", "compare", "-f", format, "-F", "qcow2", ours.toString(), source.toString()))
+                    .as(format).isEqualTo("Images are identical.\n");
+            assertThat(Tools.run("qemu-img", "map", "--output=json", "-f", format, ours.toString())).as(format)
+                    .isEqualTo(Tools.run("qemu-img", "map", "--output=json", "-f", format, theirs.toString()));
+            if (format.equals("qcow2")) {
+                Tools.run("qemu-img", "check", ours.toString());
+            }
+        }
+        Path small = dir.resolve("n-small.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", small.toString(), "1M");
+        String[][] refused = {
+            {"convert", "-n", "-O", "qcow2", source.toString(), small.toString()},
+            {"convert", "-n", "-o", "cluster_size=4k", "-O", "qcow2", source.toString(), small.toString()},
+            {"convert", "-n", source.toString(), dir.resolve("n-missing.raw").toString()},
+        };
+        for (String[] args : refused) {
+            Qimg.Result r = Qimg.run(args);
+            assertThat(r.exitCode()).as(String.join(" ", args)).isEqualTo(Qimg.qemuImg(args).exitCode()).isEqualTo(1);
+            assertThat(r.err().lines()).as(String.join(" ", args)).hasSize(1);
+        }
+    }
 }

@@ -228,6 +228,7 @@ public final class HostFile implements Closeable {
     private static final long RESERVE_MIN_AHEAD = 4L << 20;
     private static final long RESERVE_MAX_AHEAD = 64L << 20;
     private static final int FALLOC_FL_KEEP_SIZE = 1;
+    private static final int FALLOC_FL_PUNCH_HOLE = 2;
     /** The end of the host space reserved past the end of the file; changed under this. */
     private volatile long reservedEnd;
     /** Cleared when the file system refuses a reservation: none is tried again. */
@@ -264,6 +265,15 @@ public final class HostFile implements Closeable {
         if (reserves && Native.fallocate(fd, FALLOC_FL_KEEP_SIZE, hostOffset, length) != 0) {
             reserves = false;
         }
+    }
+
+    /**
+     * Makes {@code [hostOffset, hostOffset + length)} read as zeroes by deallocating it (fallocate
+     * PUNCH_HOLE, keeping the size), as QEMU zeroes a raw file when it may unmap. False when the file
+     * (system or device) cannot: write the zeroes then.
+     */
+    public boolean punchHole(long hostOffset, long length) {
+        return Native.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, hostOffset, length) == 0;
     }
 
     /** Dirty bytes after which their write-back starts early, so that the next sync waits less. */
