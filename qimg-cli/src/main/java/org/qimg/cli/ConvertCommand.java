@@ -64,6 +64,11 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--debug", hidden = true)
     boolean debug;
 
+    @Option(names = "-t", paramLabel = "CACHE", description = "the output's cache mode: unsafe (the default: no "
+            + "flush) or none, writeback, writethrough, directsync (flushed at the end; qimg always writes through the "
+            + "page cache)")
+    String cache;
+
     @Option(names = "-n", description = "skip the output's creation: write into the existing image (or device)")
     boolean noCreate;
 
@@ -125,14 +130,14 @@ final class ConvertCommand implements Callable<Integer> {
                 case "--debug" -> command.debug = true;
                 case "-U", "--force-share" -> command.forceShare = true;
                 case "-n" -> command.noCreate = true;
-                case "-f", "-O" -> {
+                case "-f", "-O", "-t" -> {
                     if (i + 1 == args.length || args[i + 1].startsWith("-")) {
                         return null;
                     }
-                    if (arg.equals("-f")) {
-                        command.format = args[++i];
-                    } else {
-                        command.outputFormat = args[++i];
+                    switch (arg) {
+                        case "-f" -> command.format = args[++i];
+                        case "-O" -> command.outputFormat = args[++i];
+                        default -> command.cache = args[++i];
                     }
                 }
                 default -> {
@@ -156,8 +161,24 @@ final class ConvertCommand implements Callable<Integer> {
         return spec != null ? spec.commandLine().getErr() : err;
     }
 
+    /**
+     * Whether the output is written as with cache=unsafe, qemu-img convert's default: never flushed.
+     * Every other mode flushes it at the end (and on the way, for qcow2 metadata order).
+     */
+    private boolean unsafeCache() {
+        if (cache == null) {
+            return true;
+        }
+        return switch (cache) {
+            case "unsafe" -> true;
+            case "none", "writeback", "writethrough", "directsync" -> false;
+            default -> throw new IllegalArgumentException("Invalid cache option: " + cache);
+        };
+    }
+
     @Override
     public Integer call() throws IOException {
+        unsafeCache(); // refuses an unknown mode before anything is opened
         if (noCreate) {
             if (!createOptions.isEmpty()) {
                 throw new IllegalArgumentException("-o has no effect when skipping image creation");
@@ -197,7 +218,9 @@ final class ConvertCommand implements Callable<Integer> {
             boolean regular = !Files.exists(out) || Files.isRegularFile(out);
             // Locked before it is emptied, as qemu-img does: an image in use elsewhere stays untouched.
             try (HostFile output = HostFile.openForCreation(out, target)) {
-                output.disableSyncs(); // like qemu-img convert (cache=unsafe)
+                if (unsafeCache()) {
+                    output.disableSyncs(); // qemu-img convert's default, cache=unsafe
+                }
                 if (regular) {
                     // Empty the file through a descriptor of its own: ext4 flushes a file that was
                     // truncated to zero when that descriptor closes (its auto_da_alloc rule), which
@@ -210,6 +233,7 @@ final class ConvertCommand implements Callable<Integer> {
                 }
                 output.lockCreated(HostFile.Use.RAW); // made: now held as qemu-img holds the raw file it writes
                 new RawCopy(device, output, regular, (int) sparse, bar).run();
+                output.sync(); // nothing with cache=unsafe
             }
             bar.end();
         }
@@ -232,10 +256,13 @@ final class ConvertCommand implements Callable<Integer> {
             if (!forceShare) {
                 output.lock(HostFile.Use.RAW);
             }
-            output.disableSyncs(); // like qemu-img convert (cache=unsafe)
+            if (unsafeCache()) {
+                output.disableSyncs(); // qemu-img convert's default, cache=unsafe
+            }
             refuseSmaller(output.size(), device.size());
             Progress bar = new Progress(err(), progress && !quiet, 1f);
             new RawCopy(device, output, false, sparse, bar).run();
+            output.sync(); // nothing with cache=unsafe
             bar.end();
         }
         return 0;
@@ -255,7 +282,7 @@ final class ConvertCommand implements Callable<Integer> {
             refuseChainMember(device, out);
             if (noCreate) {
                 try (BlockDevice output = Images.open(target,
-                        OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(true))) {
+                        OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafeCache()))) {
                     refuseSmaller(output.size(), device.size());
                     Progress bar = new Progress(err(), progress && !quiet, 1f);
                     new Qcow2Copy(device, output, false, false, false, bar).run();
@@ -282,7 +309,7 @@ final class ConvertCommand implements Callable<Integer> {
             Progress bar = new Progress(err(), progress && !quiet, 1f);
             // Like qemu-img convert (cache=unsafe): ordered writes, no waiting for the disk.
             try (BlockDevice output = Images.open(target,
-                    OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(true))) {
+                    OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafeCache()))) {
                 new Qcow2Copy(device, output, true, outputBacking != null, compress, bar).run();
             }
             bar.end();

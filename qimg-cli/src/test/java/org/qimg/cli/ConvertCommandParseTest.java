@@ -26,7 +26,7 @@ class ConvertCommandParseTest {
     }
 
     private static List<Object> fields(ConvertCommand c) {
-        return Arrays.asList(c.format, c.outputFormat, c.progress, c.quiet, c.sparseSize, c.debug, c.compress, c.forceShare, c.noCreate,
+        return Arrays.asList(c.format, c.outputFormat, c.progress, c.quiet, c.sparseSize, c.debug, c.compress, c.forceShare, c.noCreate, c.cache,
                 c.createOptions, c.outputBacking, c.outputBackingFormat, c.source, c.target);
     }
 
@@ -48,6 +48,7 @@ class ConvertCommandParseTest {
             {"convert", "-U", "-O", "qcow2", "a.qcow2", "b.qcow2"},
             {"convert", "a.qcow2", "--force-share", "b.raw"},
             {"convert", "-n", "-O", "qcow2", "a.qcow2", "b.qcow2"},
+            {"convert", "-t", "none", "-O", "qcow2", "a.qcow2", "b.qcow2"},
         };
         for (String[] args : accepted) {
             ConvertCommand plain = ConvertCommand.parsePlain(args);

@@ -218,4 +218,24 @@ class ConvertCommandTest {
             assertThat(r.err().lines()).as(String.join(" ", args)).hasSize(1);
         }
     }
+
+    /** -t: qemu-img's cache modes; all but unsafe (the default) flush the output at the end. */
+    @Test
+    void takesQemuImgsCacheModes() throws IOException {
+        Path source = Corpus.get().image("v3-64k-mixed").path();
+        for (String mode : List.of("unsafe", "none", "writeback", "writethrough", "directsync")) {
+            for (String format : List.of("raw", "qcow2")) {
+                Path out = dir.resolve("t-" + mode + "." + format);
+                Qimg.Result r = Qimg.run("convert", "-t", mode, "-O", format, source.toString(), out.toString());
+                assertThat(r.exitCode()).as(mode + " " + format + ": " + r.err()).isZero();
+                assertThat(Tools.run("qemu-img", "compare", "-f", format, out.toString(), source.toString()))
+                        .isEqualTo("Images are identical.\n");
+            }
+        }
+        String[] bad = {"convert", "-t", "sometimes", source.toString(), dir.resolve("t-bad.raw").toString()};
+        Qimg.Result r = Qimg.run(bad);
+        assertThat(dir.resolve("t-bad.raw")).doesNotExist(); // (qemu-img creates it before it fails)
+        assertThat(r.exitCode()).isEqualTo(Qimg.qemuImg(bad).exitCode()).isEqualTo(1);
+        assertThat(r.err()).isEqualTo("qimg: Invalid cache option: sometimes\n");
+    }
 }
