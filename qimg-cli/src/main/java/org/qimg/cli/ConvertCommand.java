@@ -196,7 +196,6 @@ final class ConvertCommand implements Callable<Integer> {
                 }
             }
             case "qcow2" -> {
-                return toQcow2();
             }
             default -> throw new IllegalArgumentException("Unknown file format '" + outputFormat + "'");
         }
@@ -204,6 +203,9 @@ final class ConvertCommand implements Callable<Integer> {
         if (sparse % 512 != 0 || sparse > MAX_SPARSE) {
             throw new IllegalArgumentException("Invalid buffer size for sparse output specified. Valid sizes are "
                     + "multiples of 512 up to 16M. Select 0 to disable sparse detection (fully allocates output).");
+        }
+        if (outputFormat.equals("qcow2")) {
+            return toQcow2((int) sparse);
         }
         try (BlockDevice device = Cli.open(source, format, forceShare)) {
             Path out = Path.of(target);
@@ -276,7 +278,7 @@ final class ConvertCommand implements Callable<Integer> {
     }
 
     /** convert -O qcow2: create the output like qemu-img create, then copy what the map calls data. */
-    private int toQcow2() throws IOException {
+    private int toQcow2(int sparse) throws IOException {
         try (BlockDevice device = Cli.open(source, format, forceShare)) {
             Path out = Path.of(target);
             refuseChainMember(device, out);
@@ -285,7 +287,7 @@ final class ConvertCommand implements Callable<Integer> {
                         OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafeCache()))) {
                     refuseSmaller(output.size(), device.size());
                     Progress bar = new Progress(err(), progress && !quiet, 1f);
-                    new Qcow2Copy(device, output, false, false, false, bar).run();
+                    new Qcow2Copy(device, output, false, sparse, false, false, bar).run();
                     bar.end();
                 }
                 return 0;
@@ -310,7 +312,7 @@ final class ConvertCommand implements Callable<Integer> {
             // Like qemu-img convert (cache=unsafe): ordered writes, no waiting for the disk.
             try (BlockDevice output = Images.open(target,
                     OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafeCache()))) {
-                new Qcow2Copy(device, output, true, outputBacking != null, compress, bar).run();
+                new Qcow2Copy(device, output, true, sparse, outputBacking != null, compress, bar).run();
             }
             bar.end();
         }

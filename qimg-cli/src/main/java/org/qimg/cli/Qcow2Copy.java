@@ -1,8 +1,6 @@
 package org.qimg.cli;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 
 import org.qimg.BlockDevice;
@@ -20,22 +18,23 @@ final class Qcow2Copy {
     private static final int CHUNK = 2 << 20;
     /** Buffers of CHUNK bytes between the reader and the writer. */
     private static final int BUFFERS = 3;
-    private static final int ZERO_PIECE = 4096;
-    private static final MemorySegment ZEROES = Arena.global().allocate(ZERO_PIECE);
 
     private final BlockDevice source;
     private final BlockDevice target;
     /** The target reads as zeroes where nothing is written (a fresh image); else zeroes are written. */
     private final boolean zeroInitialized;
+    /** qemu-img's -S: zero blocks of this size are not written as data; 0 writes everything as data. */
+    private final int sparse;
     private final boolean onBacking;
     private final boolean compress;
     private final Progress progress;
 
-    Qcow2Copy(BlockDevice source, BlockDevice target, boolean zeroInitialized, boolean onBacking, boolean compress,
-            Progress progress) {
+    Qcow2Copy(BlockDevice source, BlockDevice target, boolean zeroInitialized, int sparse, boolean onBacking,
+            boolean compress, Progress progress) {
         this.source = source;
         this.target = target;
         this.zeroInitialized = zeroInitialized;
+        this.sparse = sparse;
         this.onBacking = onBacking;
         this.compress = compress;
         this.progress = progress;
@@ -50,7 +49,8 @@ final class Qcow2Copy {
         // Reads run on a thread of their own, ahead of the writes here; writes stay in map order.
         try (ReadAhead reads = new ReadAhead(source, CHUNK, BUFFERS, compress ? new CompressPlan(unit, size)
                 : (e, r) -> {
-                    if (copied(e) && !e.zero()) {
+                    // -S 0 writes everything as data, zeroes included, as qemu-img does (full allocation).
+                    if (copied(e) && (!e.zero() || sparse == 0)) {
                         r.readRange(e.start(), e.end(), CHUNK);
                     }
                 })) {
@@ -60,7 +60,7 @@ final class Qcow2Copy {
                     continue;
                 }
                 Extent e = p.extent();
-                if (copied(e) && e.zero() && (onBacking || !zeroInitialized)) {
+                if (copied(e) && e.zero() && sparse != 0 && (onBacking || !zeroInitialized)) {
                     target.writeZeroes(e.start(), e.length(), true);
                 }
                 progress.update(e.end(), size);
@@ -77,19 +77,45 @@ final class Qcow2Copy {
         return !onBacking || (e.present() && e.depth() == 0);
     }
 
-    /** Writes data read at {@code at}: a chunk as it is, or (-c) one cluster compressed. */
+    /**
+     * Writes data read at {@code at}: with -c one cluster compressed (an all-zero one left out); with
+     * -B as it is (the backing may hold data where the source reads zeroes); else cut by -S into data,
+     * written, and zero blocks, left out of a fresh image (holes, as qemu-img leaves them) or zeroed in
+     * an existing one (-n).
+     */
     private void write(long at, ByteBuffer data, long unit) throws IOException {
-        if (!onBacking && isZero(data)) {
-            if (!zeroInitialized) {
-                target.writeZeroes(at, data.remaining(), true);
+        if (compress) {
+            if (!onBacking && ZeroRuns.isZero(data)) {
+                if (!zeroInitialized) {
+                    target.writeZeroes(at, data.remaining(), true);
+                }
+            } else if (data.remaining() == unit) {
+                target.writeCompressed(at, data);
+            } else {
+                target.write(at, data); // the partial cluster at the end of the image
             }
             return;
         }
-        if (compress && data.remaining() == unit) {
-            target.writeCompressed(at, data);
-        } else {
-            target.write(at, data); // with -c, the partial cluster at the end of the image
+        if (onBacking || sparse == 0) {
+            target.write(at, data);
+            return;
         }
+        // Zero blocks smaller than a cluster change nothing (the cluster is written anyway): scanning by
+        // whole clusters gives qemu-img's map with fewer comparisons.
+        int block = (int) Math.max(sparse, target.compressionUnit());
+        ZeroRuns.split(at, data, block, new ZeroRuns.Sink() {
+            @Override
+            public void data(long guestOffset, ByteBuffer bytes) throws IOException {
+                target.write(guestOffset, bytes);
+            }
+
+            @Override
+            public void zeroes(long guestOffset, int length) throws IOException {
+                if (!zeroInitialized) {
+                    target.writeZeroes(guestOffset, length, true);
+                }
+            }
+        });
     }
 
     /** With -c: every cluster that touches a data extent, each once, read whole (or to the end of the image). */
@@ -114,23 +140,5 @@ final class Qcow2Copy {
             }
             done = Math.max(done, (e.end() + unit - 1) / unit * unit);
         }
-    }
-
-    /**
-     * Whether the buffer's remaining bytes are all zero, by {@code MemorySegment.mismatch} against
-     * zeroes (a getLong loop under C1 took ~0.7 s a GiB). Compared 4 KiB at a time: the JDK method that
-     * calls the vectorised comparison is compiled, and starts using the CPU's wide compares, only after
-     * a few hundred calls; with 2 MiB at a time half of a 1 GiB copy ran before that, ~3x slower.
-     */
-    private static boolean isZero(ByteBuffer b) {
-        MemorySegment bytes = MemorySegment.ofBuffer(b);
-        long size = bytes.byteSize();
-        for (long at = 0; at < size; at += ZERO_PIECE) {
-            long n = Math.min(ZERO_PIECE, size - at);
-            if (MemorySegment.mismatch(bytes, at, at + n, ZEROES, 0, n) >= 0) {
-                return false;
-            }
-        }
-        return true;
     }
 }

@@ -1,7 +1,6 @@
 package org.qimg.cli;
 
 import java.io.IOException;
-import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 
 import org.qimg.BlockDevice;
@@ -72,42 +71,19 @@ final class RawCopy {
             write(guestOffset, data);
             return;
         }
-        int length = data.remaining();
-        // Compared as segments, without a pair of buffer slices a block (a 1 GiB copy: 0.5 M slices).
-        MemorySegment bytes = MemorySegment.ofBuffer(data);
-        MemorySegment zero = MemorySegment.ofBuffer(zeroes);
-        int runStart = -1; // the data blocks not written yet start here
-        int zeroStart = -1; // the zero blocks not zeroed yet (an output that is not zero-initialized)
-        int at = 0;
-        while (at < length) {
-            // Blocks are aligned to guest offsets, so the holes line up with the file's blocks.
-            int blockEnd = (int) Math.min(length, at + sparseSize - Math.floorMod(guestOffset + at, (long) sparseSize));
-            boolean isZero = MemorySegment.mismatch(bytes, at, blockEnd, zero, 0, blockEnd - at) < 0;
-            if (isZero) {
-                if (runStart >= 0) {
-                    write(guestOffset + runStart, data.slice(runStart, at - runStart));
-                    runStart = -1;
-                }
-                if (!zeroInitialized && zeroStart < 0) {
-                    zeroStart = at;
-                }
-            } else {
-                if (zeroStart >= 0) {
-                    writeZeroes(guestOffset + zeroStart, at - zeroStart, zeroes);
-                    zeroStart = -1;
-                }
-                if (runStart < 0) {
-                    runStart = at;
+        ZeroRuns.split(guestOffset, data, sparseSize, new ZeroRuns.Sink() {
+            @Override
+            public void data(long offset, ByteBuffer bytes) throws IOException {
+                write(offset, bytes);
+            }
+
+            @Override
+            public void zeroes(long offset, int length) throws IOException {
+                if (!zeroInitialized) {
+                    writeZeroes(offset, length, zeroes);
                 }
             }
-            at = blockEnd;
-        }
-        if (runStart >= 0) {
-            write(guestOffset + runStart, data.slice(runStart, length - runStart));
-        }
-        if (zeroStart >= 0) {
-            writeZeroes(guestOffset + zeroStart, length - zeroStart, zeroes);
-        }
+        });
     }
 
     /** Makes a range of an output that is not zero-initialized read as zeroes: a hole where it can be punched. */
