@@ -78,10 +78,10 @@ final class Qcow2Copy {
     }
 
     /**
-     * Writes data read at {@code at}: with -c one cluster compressed (an all-zero one left out); with
-     * -B as it is (the backing may hold data where the source reads zeroes); else cut by -S into data,
-     * written, and zero blocks, left out of a fresh image (holes, as qemu-img leaves them) or zeroed in
-     * an existing one (-n).
+     * Writes data read at {@code at}: with -c one cluster compressed (an all-zero one left out unless
+     * the target has a backing image); else cut by -S into data, written, and zero blocks: left out of a
+     * fresh image (holes, as qemu-img leaves them), zeroed in an existing one (-n), zeroed without
+     * unmapping over a backing image (-B: zero clusters hide the backing's data), as qemu-img does.
      */
     private void write(long at, ByteBuffer data, long unit) throws IOException {
         if (compress) {
@@ -96,7 +96,7 @@ final class Qcow2Copy {
             }
             return;
         }
-        if (onBacking || sparse == 0) {
+        if (sparse == 0) {
             target.write(at, data);
             return;
         }
@@ -111,7 +111,9 @@ final class Qcow2Copy {
 
             @Override
             public void zeroes(long guestOffset, int length) throws IOException {
-                if (!zeroInitialized) {
+                if (onBacking) {
+                    target.writeZeroes(guestOffset, length, false);
+                } else if (!zeroInitialized) {
                     target.writeZeroes(guestOffset, length, true);
                 }
             }

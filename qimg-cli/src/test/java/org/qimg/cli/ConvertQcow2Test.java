@@ -105,6 +105,25 @@ class ConvertQcow2Test {
             assertThat(Tools.run("qemu-img", "map", "--output=json", ours.toString())).as("-S " + sparse)
                     .isEqualTo(Tools.run("qemu-img", "map", "--output=json", theirs.toString()));
         }
+        // Onto a backing image (-B), zero data becomes zero clusters, which hide the backing's bytes.
+        Path base = dir.resolve("zero-data-base.qcow2");
+        Path top = dir.resolve("zero-data-top.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", base.toString(), "4M");
+        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -q -P 3 0 4M", base.toString());
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString());
+        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -q -P 0 0 1M", "-c", "write -q -P 6 1M 64k",
+                "-c", "write -q -z 2M 64k", "-c", "write -q -P 0 3M 4k", "-c", "write -q -P 9 3149824 1", top.toString());
+        Path theirs = dir.resolve("zero-data-qemu-B.qcow2");
+        Path ours = dir.resolve("zero-data-qimg-B.qcow2");
+        Tools.run("qemu-img", "convert", "-O", "qcow2", "-B", base.toString(), "-F", "qcow2", top.toString(),
+                theirs.toString());
+        Qimg.Result r = Qimg.run("convert", "-O", "qcow2", "-B", base.toString(), "-F", "qcow2", top.toString(),
+                ours.toString());
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertClean(ours);
+        Tools.run("qemu-img", "compare", top.toString(), ours.toString());
+        assertThat(Tools.run("qemu-img", "map", "--output=json", ours.toString()))
+                .isEqualTo(Tools.run("qemu-img", "map", "--output=json", theirs.toString()));
     }
 
     @Test
