@@ -5,6 +5,8 @@ import java.nio.ByteBuffer;
 
 import org.qimg.BlockDevice;
 import org.qimg.Extent;
+import org.qimg.image.ChainDevice;
+import org.qimg.image.Qcow2Layer;
 
 /**
  * The copy loop of {@code convert -O qcow2}: driven by the source's map, so holes stay holes. With a
@@ -40,7 +42,17 @@ final class Qcow2Copy {
         this.progress = progress;
     }
 
+    /**
+     * Zero blocks smaller than the target's unit of allocation (a cluster, or a subcluster with extended
+     * L2 entries) change nothing, as the unit is written anyway: scanning by whole units gives qemu-img's
+     * map with fewer comparisons.
+     */
+    private int scanBlock;
+
     void run() throws IOException {
+        long allocationUnit = target instanceof ChainDevice chain && chain.top() instanceof Qcow2Layer q
+                ? q.header().clusterSize() >> (q.header().extendedL2() ? 5 : 0) : 0;
+        scanBlock = (int) Math.max(sparse, allocationUnit);
         long size = source.size();
         long unit = compress ? target.compressionUnit() : 0;
         if (compress && unit == 0) {
@@ -100,10 +112,7 @@ final class Qcow2Copy {
             target.write(at, data);
             return;
         }
-        // Zero blocks smaller than a cluster change nothing (the cluster is written anyway): scanning by
-        // whole clusters gives qemu-img's map with fewer comparisons.
-        int block = (int) Math.max(sparse, target.compressionUnit());
-        ZeroRuns.split(at, data, block, new ZeroRuns.Sink() {
+        ZeroRuns.split(at, data, scanBlock, new ZeroRuns.Sink() {
             @Override
             public void data(long guestOffset, ByteBuffer bytes) throws IOException {
                 target.write(guestOffset, bytes);

@@ -94,11 +94,13 @@ class ConvertQcow2Test {
         Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "8M");
         Tools.run("qemu-io", "-f", "qcow2", "-c", "write -P 0 0 6M", "-c", "write -P 7 2097151 1",
                 "-c", "write -P 8 4198400 1", source.toString());
-        for (String sparse : List.of("4k", "64k", "128k", "1M", "0")) {
-            Path theirs = dir.resolve("zero-data-qemu-" + sparse + ".qcow2");
-            Path ours = dir.resolve("zero-data-qimg-" + sparse + ".qcow2");
-            Tools.run("qemu-img", "convert", "-S", sparse, "-O", "qcow2", source.toString(), theirs.toString());
-            Qimg.Result r = Qimg.run("convert", "-S", sparse, "-O", "qcow2", source.toString(), ours.toString());
+        for (String sparse : List.of("4k", "64k", "128k", "1M", "0", "4k extended", "64k extended")) {
+            String s = sparse.split(" ")[0];
+            String options = sparse.endsWith("extended") ? "extended_l2=on" : "extended_l2=off";
+            Path theirs = dir.resolve("zero-data-qemu-" + sparse.replace(' ', '-') + ".qcow2");
+            Path ours = dir.resolve("zero-data-qimg-" + sparse.replace(' ', '-') + ".qcow2");
+            Tools.run("qemu-img", "convert", "-S", s, "-O", "qcow2", "-o", options, source.toString(), theirs.toString());
+            Qimg.Result r = Qimg.run("convert", "-S", s, "-O", "qcow2", "-o", options, source.toString(), ours.toString());
             assertThat(r.exitCode()).as(r.err()).isZero();
             assertClean(ours);
             Tools.run("qemu-img", "compare", source.toString(), ours.toString());
