@@ -4,6 +4,7 @@ import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -39,6 +40,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "convert", mixinStandardHelpOptions = true,
         description = "Copy the content of an image (and its backing chain) to a sparse raw file.")
 final class ConvertCommand implements Callable<Integer> {
+    /** What QEMU's file driver writes of a file it makes (allocate_first_block). */
+    private static final int FIRST_BLOCK = 4096;
     /** qemu-img's bounds for -S: whole sectors, at most 16 MiB. */
     private static final long MAX_SPARSE = 16L << 20;
 
@@ -230,8 +233,13 @@ final class ConvertCommand implements Callable<Integer> {
                     try (RandomAccessFile file = create(out)) {
                         file.setLength(0);
                     }
-                    // Extended, the whole file starts as one hole.
+                    // Extended, the whole file starts as one hole, but for its first block: QEMU's file
+                    // driver writes that one when it makes a file (allocate_first_block), and so the
+                    // output's map starts with 4 KiB of data like qemu-img's.
                     output.setLength(device.size());
+                    if (device.size() > 0) {
+                        output.write(0, ByteBuffer.allocate((int) Math.min(FIRST_BLOCK, device.size())));
+                    }
                 }
                 output.lockCreated(HostFile.Use.RAW); // made: now held as qemu-img holds the raw file it writes
                 new RawCopy(device, output, regular, (int) sparse, bar).run();
