@@ -168,6 +168,9 @@ final class ConvertCommand implements Callable<Integer> {
      * Whether the output is written as with cache=unsafe, qemu-img convert's default: never flushed.
      * Every other mode flushes it at the end (and on the way, for qcow2 metadata order).
      */
+    /** The output is written as with cache=unsafe ({@link #unsafeCache}), set when the command runs. */
+    private boolean unsafe;
+
     private boolean unsafeCache() {
         if (cache == null) {
             return true;
@@ -181,7 +184,7 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        unsafeCache(); // refuses an unknown mode before anything is opened
+        unsafe = unsafeCache(); // refuses an unknown mode before anything is opened
         if (noCreate) {
             if (!createOptions.isEmpty()) {
                 throw new IllegalArgumentException("-o has no effect when skipping image creation");
@@ -223,7 +226,7 @@ final class ConvertCommand implements Callable<Integer> {
             boolean regular = !Files.exists(out) || Files.isRegularFile(out);
             // Locked before it is emptied, as qemu-img does: an image in use elsewhere stays untouched.
             try (HostFile output = HostFile.openForCreation(out, target)) {
-                if (unsafeCache()) {
+                if (unsafe) {
                     output.disableSyncs(); // qemu-img convert's default, cache=unsafe
                 }
                 if (regular) {
@@ -266,7 +269,7 @@ final class ConvertCommand implements Callable<Integer> {
             if (!forceShare) {
                 output.lock(HostFile.Use.RAW);
             }
-            if (unsafeCache()) {
+            if (unsafe) {
                 output.disableSyncs(); // qemu-img convert's default, cache=unsafe
             }
             refuseSmaller(output.size(), device.size());
@@ -292,7 +295,7 @@ final class ConvertCommand implements Callable<Integer> {
             refuseChainMember(device, out);
             if (noCreate) {
                 try (BlockDevice output = Images.open(target,
-                        OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafeCache()))) {
+                        OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafe))) {
                     refuseSmaller(output.size(), device.size());
                     Progress bar = new Progress(err(), progress && !quiet, 1f);
                     new Qcow2Copy(device, output, false, sparse, false, false, bar).run();
@@ -319,7 +322,7 @@ final class ConvertCommand implements Callable<Integer> {
             Progress bar = new Progress(err(), progress && !quiet, 1f);
             // Like qemu-img convert (cache=unsafe): ordered writes, no waiting for the disk.
             try (BlockDevice output = Images.open(target,
-                    OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafeCache()))) {
+                    OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafe))) {
                 new Qcow2Copy(device, output, true, sparse, outputBacking != null, compress, bar).run();
             }
             bar.end();

@@ -42,17 +42,13 @@ final class Qcow2Copy {
         this.progress = progress;
     }
 
-    /**
-     * Zero blocks smaller than the target's unit of allocation (a cluster, or a subcluster with extended
-     * L2 entries) change nothing, as the unit is written anyway: scanning by whole units gives qemu-img's
-     * map with fewer comparisons.
-     */
-    private int scanBlock;
-
     void run() throws IOException {
+        // Zero blocks smaller than the target's unit of allocation (a cluster, or a subcluster with
+        // extended L2 entries) change nothing, as the unit is written anyway: scanning by whole units
+        // gives qemu-img's map with fewer comparisons.
         long allocationUnit = target instanceof ChainDevice chain && chain.top() instanceof Qcow2Layer q
                 ? q.header().clusterSize() >> (q.header().extendedL2() ? 5 : 0) : 0;
-        scanBlock = (int) Math.max(sparse, allocationUnit);
+        int scanBlock = (int) Math.max(sparse, allocationUnit);
         long size = source.size();
         long unit = compress ? target.compressionUnit() : 0;
         if (compress && unit == 0) {
@@ -68,7 +64,7 @@ final class Qcow2Copy {
                 })) {
             for (ReadAhead.Piece p = reads.next(); p != null; p = reads.next()) {
                 if (p.data() != null) {
-                    write(p.offset(), p.data(), unit);
+                    write(p.offset(), p.data(), unit, scanBlock);
                     continue;
                 }
                 Extent e = p.extent();
@@ -95,7 +91,7 @@ final class Qcow2Copy {
      * fresh image (holes, as qemu-img leaves them), zeroed in an existing one (-n), zeroed without
      * unmapping over a backing image (-B: zero clusters hide the backing's data), as qemu-img does.
      */
-    private void write(long at, ByteBuffer data, long unit) throws IOException {
+    private void write(long at, ByteBuffer data, long unit, int scanBlock) throws IOException {
         if (compress) {
             if (!onBacking && ZeroRuns.isZero(data)) {
                 if (!zeroInitialized) {

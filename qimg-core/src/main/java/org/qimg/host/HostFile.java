@@ -58,7 +58,12 @@ public final class HostFile implements Closeable {
         /** A raw image, top or backing. */
         RAW,
         /** The external data file of a qcow2 image. */
-        DATA_FILE
+        DATA_FILE;
+
+        /** How an image of {@code format} ("raw", else qcow2) is locked. */
+        public static Use of(String format) {
+            return format.equals("raw") ? RAW : QCOW2;
+        }
     }
 
     /** Whether {@link #lock} took locks (a force-shared open takes none). */
@@ -97,10 +102,9 @@ public final class HostFile implements Closeable {
      * The locks last until the returned file is closed.
      */
     public static HostFile openForCreation(Path path, String name) throws IOException {
-        FileChannel channel;
+        HostFile file;
         try {
-            channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE,
-                    StandardOpenOption.CREATE);
+            file = open(path, name, true, StandardOpenOption.CREATE);
         } catch (NoSuchFileException e) {
             throw new ImageException("Could not create '" + name + "': No such file or directory");
         } catch (AccessDeniedException e) {
@@ -108,13 +112,6 @@ public final class HostFile implements Closeable {
         } catch (FileSystemException e) {
             throw new ImageException("Could not create '" + name + "': "
                     + (e.getReason() == null ? e.getMessage() : e.getReason()));
-        }
-        HostFile file;
-        try {
-            file = new HostFile(path, name, channel, Native.open(path.toString(), true), channel.size(), true);
-        } catch (IOException | RuntimeException e) {
-            channel.close();
-            throw e;
         }
         try {
             ImageLock.acquireForCreation(file.fd, name);
@@ -135,9 +132,13 @@ public final class HostFile implements Closeable {
         return open(path, name, true);
     }
 
-    private static HostFile open(Path path, String name, boolean writable) throws IOException {
-        FileChannel channel = writable ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
-                : FileChannel.open(path, StandardOpenOption.READ);
+    private static HostFile open(Path path, String name, boolean writable, StandardOpenOption... more)
+            throws IOException {
+        java.util.Set<StandardOpenOption> options = java.util.EnumSet.of(StandardOpenOption.READ, more);
+        if (writable) {
+            options.add(StandardOpenOption.WRITE);
+        }
+        FileChannel channel = FileChannel.open(path, options);
         try {
             int fd = Native.open(path.toString(), writable);
             return new HostFile(path, name, channel, fd, channel.size(), writable);

@@ -63,7 +63,7 @@ public final class ChainOpener {
                 ByteBuffer first = readHead(file);
                 String format = currentFormat != null ? currentFormat : probe(first, currentName);
                 if (!options.forceShare() && (format.equals("raw") || format.equals("qcow2"))) {
-                    file.lock(format.equals("raw") ? HostFile.Use.RAW : HostFile.Use.QCOW2);
+                    file.lock(HostFile.Use.of(format));
                 }
                 if (format.equals("raw")) {
                     pending.add(new Pending(file, null, null));
@@ -80,20 +80,10 @@ public final class ChainOpener {
                 if (header.hasDataFile()) {
                     // QEMU opens the data-file name as it is stored: a relative name is relative to
                     // the working directory, not to the image's folder (unlike backing files).
-                    String dataName = header.dataFile();
-                    try {
-                        dataFile = file.isWritable() ? HostFile.openReadWrite(Path.of(dataName), dataName)
-                                : HostFile.openReadOnly(Path.of(dataName), dataName);
-                        opened.add(dataFile);
-                        if (!options.forceShare()) {
-                            dataFile.lock(HostFile.Use.DATA_FILE);
-                        }
-                        if (options.unsafeCache()) {
-                            dataFile.disableSyncs();
-                        }
-                    } catch (NoSuchFileException e) {
-                        throw new ImageException("Could not open data file '" + dataName + "' of '" + currentName
-                                + "': No such file or directory");
+                    dataFile = openDataFile(header.dataFile(), currentName, file.isWritable(), options.forceShare());
+                    opened.add(dataFile);
+                    if (options.unsafeCache()) {
+                        dataFile.disableSyncs();
                     }
                 }
                 pending.add(new Pending(file, header, dataFile));
@@ -131,6 +121,32 @@ public final class ChainOpener {
     }
 
     private record Pending(HostFile file, Qcow2Header header, HostFile dataFile) {
+    }
+
+    /**
+     * Opens the external data file {@code dataName} of {@code imageName} as QEMU does: the name as it is
+     * stored (a relative one is relative to the working directory, not to the image's folder), locked
+     * as a data file unless {@code forceShare}. A missing one fails the open of the image.
+     */
+    static HostFile openDataFile(String dataName, String imageName, boolean writable, boolean forceShare)
+            throws IOException {
+        HostFile data;
+        try {
+            data = writable ? HostFile.openReadWrite(Path.of(dataName), dataName)
+                    : HostFile.openReadOnly(Path.of(dataName), dataName);
+        } catch (NoSuchFileException e) {
+            throw new ImageException("Could not open data file '" + dataName + "' of '" + imageName
+                    + "': No such file or directory");
+        }
+        if (!forceShare) {
+            try {
+                data.lock(HostFile.Use.DATA_FILE);
+            } catch (IOException | RuntimeException e) {
+                data.close();
+                throw e;
+            }
+        }
+        return data;
     }
 
     static ByteBuffer readHead(HostFile file) throws IOException {

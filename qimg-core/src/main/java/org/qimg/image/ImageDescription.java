@@ -63,7 +63,7 @@ public record ImageDescription(String filename, String format, long virtualSize,
             ByteBuffer head = ChainOpener.readHead(file);
             String actualFormat = format != null ? format : ChainOpener.probe(head, name);
             if (!forceShare) {
-                file.lock(actualFormat.equals("raw") ? HostFile.Use.RAW : HostFile.Use.QCOW2);
+                file.lock(HostFile.Use.of(actualFormat));
             }
             long actualSize = file.allocatedBytes();
             if (actualFormat.equals("raw")) {

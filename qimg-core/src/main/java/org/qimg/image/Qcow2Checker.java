@@ -177,23 +177,7 @@ public final class Qcow2Checker {
             if (!header.hasDataFile()) {
                 return null;
             }
-            String name = header.dataFile();
-            HostFile data;
-            try {
-                data = writable ? HostFile.openReadWrite(Path.of(name), name) : HostFile.openReadOnly(Path.of(name), name);
-            } catch (NoSuchFileException e) {
-                throw new ImageException("Could not open data file '" + name + "' of '" + path
-                        + "': No such file or directory");
-            }
-            if (!forceShare) {
-                try {
-                    data.lock(HostFile.Use.DATA_FILE);
-                } catch (IOException | RuntimeException e) {
-                    data.close();
-                    throw e;
-                }
-            }
-            return data;
+            return ChainOpener.openDataFile(header.dataFile(), path.toString(), writable, forceShare);
         }
 
         /** qcow2_close: the changed refcount blocks are written back, each after QEMU's overlap check. */
