@@ -33,6 +33,41 @@ public final class RefcountBlock {
         };
     }
 
+    /**
+     * How many of entries [{@code from}, {@code to}) of a block whose entries are {@code 1 << refcountOrder}
+     * bits wide are not zero: eight bytes at a time, each entry folded onto its lowest bit. Whether an
+     * entry is zero does not depend on its byte order, only on which bits it spans.
+     */
+    public static long countNonZero(MemorySegment block, long from, long to, int refcountOrder) {
+        checkOrder(refcountOrder);
+        int bits = 1 << refcountOrder;
+        int perWord = 64 / bits;
+        long count = 0;
+        long at = from;
+        for (; at < to && at % perWord != 0; at++) {
+            count += get(block, (int) at, refcountOrder) != 0 ? 1 : 0;
+        }
+        long lowBits = LOW_BITS[refcountOrder];
+        for (; at + perWord <= to; at += perWord) {
+            long word = block.get(ValueLayout.JAVA_LONG_UNALIGNED, at / perWord * 8);
+            if (word == 0) {
+                continue;
+            }
+            for (int shift = 1; shift < bits; shift <<= 1) {
+                word |= word >>> shift;
+            }
+            count += Long.bitCount(word & lowBits);
+        }
+        for (; at < to; at++) {
+            count += get(block, (int) at, refcountOrder) != 0 ? 1 : 0;
+        }
+        return count;
+    }
+
+    /** For each refcount order, a word with the lowest bit of every entry set. */
+    private static final long[] LOW_BITS = {-1L, 0x5555_5555_5555_5555L, 0x1111_1111_1111_1111L,
+            0x0101_0101_0101_0101L, 0x0001_0001_0001_0001L, 0x0000_0001_0000_0001L, 1L};
+
     /** The largest refcount an entry {@code 1 << refcountOrder} bits wide holds (unsigned for 64 bits: -1). */
     public static long maxValue(int refcountOrder) {
         checkOrder(refcountOrder);

@@ -304,13 +304,7 @@ public final class Qcow2Layer implements Layer {
             long realClusters = file.allocatedBytes() / clusterSize;
             long threshold = Math.max(realClusters * 10 / 9, realClusters + 2);
             long endCluster = (file.size() + clusterSize - 1) / clusterSize;
-            long used = 0;
-            for (long i = 0; i < endCluster && used < threshold; i++) {
-                if (refcount(i) > 0) {
-                    used++;
-                }
-            }
-            known = used >= threshold ? 1 : 0;
+            known = refcounts.countInUse(0, endCluster, threshold) >= threshold ? 1 : 0;
             metadataPreallocation = known;
         }
         return known == 1;

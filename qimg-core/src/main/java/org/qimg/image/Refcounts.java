@@ -97,6 +97,28 @@ final class Refcounts {
         return RefcountBlock.get(blocks.get(blockOffset), (int) (clusterIndex % blockEntries), order);
     }
 
+    /**
+     * How many host clusters in [{@code from}, {@code to}) have a refcount above zero, counted a block
+     * at a time; the count may stop early once it reaches {@code enough}.
+     */
+    long countInUse(long from, long to, long enough) throws IOException {
+        long count = 0;
+        for (long at = from; at < to && count < enough; ) {
+            long tableIndex = at / blockEntries;
+            if (tableIndex >= table.length) {
+                break;
+            }
+            long blockEnd = Math.min(to, (tableIndex + 1) * blockEntries);
+            long blockOffset = table[(int) tableIndex] & ~0x1FFL;
+            if (blockOffset != 0) {
+                count += RefcountBlock.countNonZero(blocks.get(blockOffset), at - tableIndex * blockEntries,
+                        blockEnd - tableIndex * blockEntries, order);
+            }
+            at = blockEnd;
+        }
+        return count;
+    }
+
     /** Whether a refcount block covers {@code clusterIndex}. */
     boolean hasBlock(long clusterIndex) {
         long tableIndex = clusterIndex / blockEntries;
