@@ -57,9 +57,13 @@ final class Native {
                 Linker.Option.firstVariadicArg(1), Linker.Option.captureCallState("errno"));
     }
 
-    /** Builds the downcall handle now (its class initialiser), so that a first call does not wait for it. */
+    /**
+     * Builds the downcall handle now (its class initialiser) and makes one harmless call through it
+     * (close(-1), which fails with EBADF): the first call links more (1-2 ms), and it is not the
+     * first open that should pay for it.
+     */
     static void prepare() {
-        MethodHandle ignored = Syscall.HANDLE;
+        close(-1);
     }
 
     /** syscall(nr, a, b, c, d): the result, or -1 with the error number in {@code state}. */
