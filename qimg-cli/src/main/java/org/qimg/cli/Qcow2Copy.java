@@ -18,8 +18,8 @@ import org.qimg.image.Qcow2Layer;
  */
 final class Qcow2Copy {
     private static final int CHUNK = 2 << 20;
-    /** Buffers of CHUNK bytes between the reader and the writer. */
-    private static final int BUFFERS = 3;
+    /** Threads that read and write (each reads a chunk while another writes): as many as most machines have CPUs to spare. */
+    private static final int THREADS = 2;
 
     private final BlockDevice source;
     private final BlockDevice target;
@@ -54,26 +54,24 @@ final class Qcow2Copy {
         if (compress && unit == 0) {
             throw new IllegalArgumentException("Compression not supported for this target (external data file)");
         }
-        // Reads run on a thread of their own, ahead of the writes here; writes stay in map order.
-        try (ReadAhead reads = new ReadAhead(source, CHUNK, BUFFERS, compress ? new CompressPlan(unit, size)
-                : (e, r) -> {
-                    // -S 0 writes everything as data, zeroes included, as qemu-img does (full allocation).
-                    if (copied(e) && (!e.zero() || sparse == 0)) {
-                        r.readRange(e.start(), e.end(), CHUNK);
-                    }
-                })) {
-            for (ReadAhead.Piece p = reads.next(); p != null; p = reads.next()) {
-                if (p.data() != null) {
-                    write(p.offset(), p.data(), unit, scanBlock);
-                    continue;
-                }
-                Extent e = p.extent();
-                if (copied(e) && e.zero() && sparse != 0 && (onBacking || !zeroInitialized)) {
-                    target.writeZeroes(e.start(), e.length(), true);
-                }
-                progress.update(e.end(), size);
+        // The pieces reach the sink in map order, so the writes stay in it.
+        ParallelCopy.Plan plan = compress ? new CompressPlan(unit, size) : (e, r) -> {
+            // -S 0 writes everything as data, zeroes included, as qemu-img does (full allocation).
+            if (copied(e) && (!e.zero() || sparse == 0)) {
+                r.readRange(e.start(), e.end(), CHUNK);
             }
-        }
+        };
+        ParallelCopy.run(source, CHUNK, THREADS, plan, p -> {
+            if (p.data() != null) {
+                write(p.offset(), p.data(), unit, scanBlock);
+                return;
+            }
+            Extent e = p.extent();
+            if (copied(e) && e.zero() && sparse != 0 && (onBacking || !zeroInitialized)) {
+                target.writeZeroes(e.start(), e.length(), true);
+            }
+            progress.update(e.end(), size);
+        });
         target.flush();
     }
 
@@ -126,7 +124,7 @@ final class Qcow2Copy {
     }
 
     /** With -c: every cluster that touches a data extent, each once, read whole (or to the end of the image). */
-    private final class CompressPlan implements ReadAhead.Plan {
+    private final class CompressPlan implements ParallelCopy.Plan {
         private final long unit;
         private final long size;
         /** Clusters before this offset were read already. */
@@ -138,14 +136,14 @@ final class Qcow2Copy {
         }
 
         @Override
-        public void extent(Extent e, ReadAhead.Reads reads) throws IOException {
+        public void extent(Extent e, ParallelCopy.Reads reads) {
             if (!copied(e) || e.zero()) {
                 return;
             }
-            for (long at = Math.max(e.start() / unit * unit, done); at < e.end(); at += unit) {
-                reads.read(at, (int) Math.min(unit, size - at));
-            }
-            done = Math.max(done, (e.end() + unit - 1) / unit * unit);
+            long from = Math.max(e.start() / unit * unit, done);
+            long to = Math.min((e.end() + unit - 1) / unit * unit, size);
+            reads.readRange(from, to, (int) unit);
+            done = Math.max(done, to);
         }
     }
 }

@@ -10,7 +10,7 @@ import org.qimg.host.HostFile;
 /**
  * Copies a device's content into a raw file, writing only what holds data. The device's map decides:
  * a {@code zero} extent is a hole and is not even read; data extents are read in large sequential
- * chunks by a {@link ReadAhead} thread while the calling thread writes the previous chunk. Inside
+ * chunks, one thread reading the next while another writes ({@link ParallelCopy}). Inside
  * data, aligned blocks of {@code sparseSize} bytes that are all zero are skipped as well (qemu-img's
  * {@code -S}).
  *
@@ -20,9 +20,10 @@ import org.qimg.host.HostFile;
  * ranges are zeroed: a hole punched where the file or device can, else zeroes written.
  */
 final class RawCopy {
-    /** Bytes per read and write; three buffers circulate between the two threads. */
+    /** Bytes per read and write. */
     static final int CHUNK = 4 << 20;
-    private static final int BUFFERS = 3;
+    /** Threads that read and write, each a chunk at a time ({@link ParallelCopy}). */
+    private static final int THREADS = 2;
     /** Large runs of data get their blocks first: on ext4 cheaper than delayed allocation. */
     private static final int ALLOCATE_FIRST = 1 << 20;
 
@@ -44,25 +45,23 @@ final class RawCopy {
         long size = source.size();
         progress.update(0, size);
         ByteBuffer zeroes = ByteBuffer.allocateDirect(Math.max(sparseSize, zeroInitialized ? 0 : CHUNK));
-        try (ReadAhead reads = new ReadAhead(source, CHUNK, BUFFERS, (e, r) -> {
+        ParallelCopy.run(source, CHUNK, THREADS, (e, r) -> {
             if (!e.zero()) {
                 r.readRange(e.start(), e.end(), CHUNK);
             }
-        })) {
-            for (ReadAhead.Piece p = reads.next(); p != null; p = reads.next()) {
-                if (p.data() != null) {
-                    long end = p.offset() + p.data().remaining();
-                    writeData(p.offset(), p.data(), zeroes);
-                    progress.update(end, size);
-                    continue;
-                }
-                Extent e = p.extent();
-                if (e.zero() && !zeroInitialized) {
-                    writeZeroes(e.start(), e.length(), zeroes);
-                }
-                progress.update(e.end(), size);
+        }, p -> {
+            if (p.data() != null) {
+                long end = p.offset() + p.data().remaining();
+                writeData(p.offset(), p.data(), zeroes);
+                progress.update(end, size);
+                return;
             }
-        }
+            Extent e = p.extent();
+            if (e.zero() && !zeroInitialized) {
+                writeZeroes(e.start(), e.length(), zeroes);
+            }
+            progress.update(e.end(), size);
+        });
         progress.update(size, size);
     }
 
