@@ -18,7 +18,7 @@ import org.qimg.image.Qcow2Layer;
  */
 final class Qcow2Copy {
     private static final int CHUNK = 2 << 20;
-    /** Threads that read and write (each reads a chunk while another writes): as many as most machines have CPUs to spare. */
+    /** Threads that each read a chunk and write it in turn ({@link ParallelCopy}): one reads while the other writes. */
     private static final int THREADS = 2;
 
     private final BlockDevice source;
