@@ -244,15 +244,17 @@ public final class ChainDevice implements BlockDevice {
         if (size == 0) {
             throw new ImageException(top.name() + ": the image cannot store compressed data");
         }
+        if (guestOffset % size != 0 || unit.remaining() != size) {
+            throw new IllegalArgumentException("compressed writes take whole clusters of " + size + " bytes");
+        }
+        byte[] data = new byte[(int) size];
+        unit.get(data);
+        // Compressed before the lock is taken: writers on several threads compress in parallel.
+        byte[] packed = writer.pack(data);
         lock.writeLock().lock();
         try {
-            checkWritable(guestOffset, unit.remaining());
-            if (guestOffset % size != 0 || unit.remaining() != size) {
-                throw new IllegalArgumentException("compressed writes take whole clusters of " + size + " bytes");
-            }
-            byte[] data = new byte[(int) size];
-            unit.get(data);
-            writer.writeCompressed(guestOffset / size, data);
+            checkWritable(guestOffset, data.length);
+            writer.writeCompressed(guestOffset / size, data, packed);
         } finally {
             lock.writeLock().unlock();
         }

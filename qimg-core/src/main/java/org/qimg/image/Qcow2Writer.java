@@ -568,13 +568,21 @@ final class Qcow2Writer {
      * granularity after the previous compressed cluster; every host cluster a compressed cluster
      * touches counts one more reference. Clusters that do not shrink are written normally.
      */
-    void writeCompressed(long clusterIndex, byte[] cluster) throws IOException {
+    /**
+     * The compressed form of one cluster, or null when it would not be smaller (it is then written
+     * as it is). Reads only the image's settings: it needs no lock, so callers compress in parallel.
+     */
+    byte[] pack(byte[] cluster) throws IOException {
         if (cluster.length != clusterSize) {
             throw new IllegalArgumentException("a compressed write takes one whole cluster");
         }
-        byte[] packed = externalData ? null
+        return externalData ? null
                 : org.qimg.format.Compression.compress(layer.header().compressionType(), cluster,
                         (int) Math.min(clusterSize - 512, (clusterSize >>> 9 << 9)));
+    }
+
+    /** Writes a cluster as {@link #pack} made it: compressed, or as it is when {@code packed} is null. */
+    void writeCompressed(long clusterIndex, byte[] cluster, byte[] packed) throws IOException {
         if (packed == null) {
             write(clusterIndex << clusterBits, ByteBuffer.wrap(cluster));
             return;

@@ -51,4 +51,44 @@ class CompressedWriteTest {
         assertThat(QemuMap.json(new org.qimg.testing.CorpusImage("c", image, "qcow2")))
                 .contains("\"data\": true}"); // compressed clusters: data without an offset
     }
+
+    /** Threads that write compressed clusters at once (compressing in parallel) leave a clean image. */
+    @ParameterizedTest
+    @ValueSource(strings = {"zlib", "zstd"})
+    void concurrentCompressedWritesLeaveACleanImage(String type) throws Exception {
+        Path image = dir.resolve(type + ".qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "compression_type=" + type, image.toString(), "8M");
+        byte[] content = new byte[8 << 20];
+        new Random(9).nextBytes(content);
+        for (int i = 0; i < content.length; i++) {
+            if ((i >> 12) % 3 != 0) {
+                content[i] = (byte) ('a' + (content[i] & 3)); // mostly compressible, some not
+            }
+        }
+        try (BlockDevice d = Images.openWritable(image.toString())) {
+            int unit = (int) d.compressionUnit();
+            List<Thread> threads = new java.util.ArrayList<>();
+            java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+            for (int t = 0; t < 4; t++) {
+                int first = t;
+                threads.add(Thread.ofPlatform().start(() -> {
+                    try {
+                        for (int c = first; c < content.length / unit; c += 4) {
+                            d.writeCompressed((long) c * unit, ByteBuffer.wrap(content, c * unit, unit));
+                        }
+                    } catch (Throwable e) {
+                        failure.set(e);
+                    }
+                }));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertThat(failure.get()).isNull();
+        }
+        Path expected = dir.resolve("expected.raw");
+        java.nio.file.Files.write(expected, content);
+        assertThat(Tools.exec(null, List.of("qemu-img", "check", image.toString())).exitCode()).isZero();
+        Tools.run("qemu-img", "compare", "-f", "raw", "-F", "qcow2", expected.toString(), image.toString());
+    }
 }
