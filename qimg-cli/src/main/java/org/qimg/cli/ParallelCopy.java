@@ -17,9 +17,10 @@ import org.qimg.Extent;
  * one thread reading ahead of another that writes (docs/benchmarks.md).
  *
  * <p>The sink sees the pieces one at a time, in order, each from whichever thread read it: it needs
- * no locking of its own, as every hand-over happens after the previous one returned. A failure (of
- * the map, a read, the plan or the sink) stops every thread at its next piece and is thrown by
- * {@link #run} as it was; no thread outlives {@link #run}.
+ * no locking of its own, as every hand-over happens after the previous one returned (its
+ * {@link Sink#prepare} does run on several threads at once). A failure (of the map, a read, the
+ * plan or the sink) stops every thread at its next piece and is thrown by {@link #run} as it was;
+ * no thread outlives {@link #run}.
  */
 final class ParallelCopy {
     /** Decides what to read of each extent of the map; called under a lock, extents in order. */
@@ -35,6 +36,13 @@ final class ParallelCopy {
 
     /** Takes the pieces in order: the bytes read at an offset, then the extent they were read for. */
     interface Sink {
+        /**
+         * Work on a piece of bytes that needs no order (compression): runs on the thread that read
+         * it, before its turn, while other threads prepare, read or hand over theirs.
+         */
+        default void prepare(Piece piece) throws IOException {
+        }
+
         void accept(Piece piece) throws IOException;
     }
 
@@ -152,6 +160,7 @@ final class ParallelCopy {
                     buffer.clear().limit(task.length());
                     source.read(task.offset(), buffer);
                     piece = new Piece(task.offset(), buffer.flip(), null);
+                    sink.prepare(piece);
                 } else {
                     piece = new Piece(task.extent().start(), null, task.extent());
                 }

@@ -61,16 +61,31 @@ final class Qcow2Copy {
                 r.readRange(e.start(), e.end(), CHUNK);
             }
         };
-        ParallelCopy.run(source, CHUNK, THREADS, plan, p -> {
-            if (p.data() != null) {
-                write(p.offset(), p.data(), unit, scanBlock);
-                return;
+        ParallelCopy.run(source, CHUNK, THREADS, plan, new ParallelCopy.Sink() {
+            @Override
+            public void prepare(ParallelCopy.Piece p) throws IOException {
+                // Compressed clusters are written by the threads that read them, out of map order:
+                // they are compressed in parallel (the device compresses before it locks), and
+                // their places in the file depend on the order, not their content.
+                if (compress) {
+                    write(p.offset(), p.data(), unit, scanBlock);
+                }
             }
-            Extent e = p.extent();
-            if (copied(e) && e.zero() && sparse != 0 && (onBacking || !zeroInitialized)) {
-                target.writeZeroes(e.start(), e.length(), true);
+
+            @Override
+            public void accept(ParallelCopy.Piece p) throws IOException {
+                if (p.data() != null) {
+                    if (!compress) {
+                        write(p.offset(), p.data(), unit, scanBlock);
+                    }
+                    return;
+                }
+                Extent e = p.extent();
+                if (copied(e) && e.zero() && sparse != 0 && (onBacking || !zeroInitialized)) {
+                    target.writeZeroes(e.start(), e.length(), true);
+                }
+                progress.update(e.end(), size);
             }
-            progress.update(e.end(), size);
         });
         target.flush();
     }

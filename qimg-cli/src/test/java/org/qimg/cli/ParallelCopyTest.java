@@ -83,6 +83,37 @@ class ParallelCopyTest {
         assertThat(sinkThreads).as("the reading threads take turns").hasSizeGreaterThan(1);
     }
 
+    @Test
+    void eachPieceOfBytesIsPreparedOnceBeforeItsTurn() throws IOException {
+        Path image = dataImage();
+        Set<Long> prepared = ConcurrentHashMap.newKeySet();
+        Set<String> preparingThreads = ConcurrentHashMap.newKeySet();
+        AtomicInteger accepted = new AtomicInteger();
+        try (BlockDevice device = Images.open(image.toString())) {
+            ParallelCopy.run(device, 64 << 10, 2, (e, r) -> r.readRange(e.start(), e.end(), 64 << 10),
+                    new ParallelCopy.Sink() {
+                        @Override
+                        public void prepare(ParallelCopy.Piece p) {
+                            assertThat(p.data()).isNotNull();
+                            assertThat(prepared.add(p.offset())).as("prepared once").isTrue();
+                            preparingThreads.add(Thread.currentThread().getName());
+                            sleep(); // the other thread reads and prepares meanwhile
+                        }
+
+                        @Override
+                        public void accept(ParallelCopy.Piece p) {
+                            if (p.data() != null) {
+                                assertThat(prepared).contains(p.offset());
+                                accepted.incrementAndGet();
+                            }
+                        }
+                    });
+        }
+        assertThat(prepared).hasSize(256);
+        assertThat(accepted).hasValue(256);
+        assertThat(preparingThreads).as("prepared on both threads").hasSize(2);
+    }
+
     /** A 16 MiB image of data, made by qemu-io. */
     private Path dataImage() throws IOException {
         Path image = dir.resolve("data.qcow2");
