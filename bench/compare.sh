@@ -209,6 +209,18 @@ row_convert-qcow2() {
     || { echo "compare: FAILED: convert outputs differ" >&2; exit 1; }
 }
 
+# Compressed (qemu-img's default compression type, zlib): CPU-bound, several seconds per run.
+row_convert-compressed() {
+  local image before_each=fresh_output convert_output=qcow2
+  image="$(dense_image 1G)"
+  timed_row "convert -c -O qcow2 (zlib), dense 1 GiB" -- qemu-img convert -c -O qcow2 "$image" "$work/conv-qemu.qcow2" \
+    -- "$qimg" convert -c -O qcow2 "$image" "$work/conv-qimg.qcow2"
+  qemu-img compare -q "$work/conv-qemu.qcow2" "$work/conv-qimg.qcow2" \
+    || { echo "compare: FAILED: convert -c outputs differ" >&2; exit 1; }
+  qemu-img check -q "$work/conv-qimg.qcow2" \
+    || { echo "compare: FAILED: qemu-img check finds qimg's compressed output damaged" >&2; exit 1; }
+}
+
 row_convert-raw() {
   local image before_each=fresh_output convert_output=raw
   image="$(dense_image 1G)"
@@ -256,7 +268,7 @@ row_nbd-map() {
   stop_both
 }
 
-all_rows=(map-sparse-4t map-chain map-far-4t start-up write-seq write-rand4k alloc-seq alloc-rand4k convert-qcow2 convert-raw nbdcopy nbd-map)
+all_rows=(map-sparse-4t map-chain map-far-4t start-up write-seq write-rand4k alloc-seq alloc-rand4k convert-qcow2 convert-compressed convert-raw nbdcopy nbd-map)
 if [ ${#selected[@]} -eq 0 ]; then
   selected=("${all_rows[@]}")
 fi
