@@ -10,7 +10,7 @@ import org.qimg.host.HostFile;
 /**
  * Copies a device's content into a raw file, writing only what holds data. The device's map decides:
  * a {@code zero} extent is a hole and is not even read; data extents are read in large sequential
- * chunks, one thread reading the next while another writes ({@link ParallelCopy}). Inside
+ * chunks by two threads, each writing what it read as soon as it has read it ({@link ParallelCopy}). Inside
  * data, aligned blocks of {@code sparseSize} bytes that are all zero are skipped as well (qemu-img's
  * {@code -S}).
  *
@@ -49,18 +49,26 @@ final class RawCopy {
             if (!e.zero()) {
                 r.readRange(e.start(), e.end(), CHUNK);
             }
-        }, p -> {
-            if (p.data() != null) {
-                long end = p.offset() + p.data().remaining();
+        }, new ParallelCopy.Sink() {
+            @Override
+            public void prepare(ParallelCopy.Piece p) throws IOException {
+                // A raw file's bytes have their places whatever the order of the writes: each thread
+                // writes what it read, with no wait for its turn.
                 writeData(p.offset(), p.data(), zeroes);
-                progress.update(end, size);
-                return;
             }
-            Extent e = p.extent();
-            if (e.zero() && !zeroInitialized) {
-                writeZeroes(e.start(), e.length(), zeroes);
+
+            @Override
+            public void accept(ParallelCopy.Piece p) throws IOException {
+                if (p.data() != null) {
+                    progress.update(p.offset() + p.data().remaining(), size);
+                    return;
+                }
+                Extent e = p.extent();
+                if (e.zero() && !zeroInitialized) {
+                    writeZeroes(e.start(), e.length(), zeroes);
+                }
+                progress.update(e.end(), size);
             }
-            progress.update(e.end(), size);
         });
         progress.update(size, size);
     }
