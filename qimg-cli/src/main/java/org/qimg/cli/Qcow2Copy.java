@@ -78,6 +78,7 @@ final class Qcow2Copy {
                     if (!compress) {
                         write(p.offset(), p.data(), unit, scanBlock);
                     }
+                    progress.update(p.offset() + p.data().remaining(), size);
                     return;
                 }
                 Extent e = p.extent();

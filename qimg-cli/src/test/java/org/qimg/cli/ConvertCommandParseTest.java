@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -54,6 +55,30 @@ class ConvertCommandParseTest {
             ConvertCommand plain = ConvertCommand.parsePlain(args);
             assertThat(plain).as(String.join(" ", args)).isNotNull();
             assertThat(fields(plain)).as(String.join(" ", args)).isEqualTo(fields(picocli(args)));
+        }
+    }
+
+    /** The progress moves as the data of one long extent is copied, not only at its end. */
+    @Test
+    void progressMovesThroughALongExtent() throws Exception {
+        Path source = dir.resolve("dense.qcow2");
+        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "64M");
+        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -P 5 0 64M", source.toString());
+        for (String compress : new String[] {null, "-c"}) {
+            Path out = dir.resolve("dense-out.qcow2");
+            List<String> args = new ArrayList<>(List.of("convert", "-p", "-O", "qcow2"));
+            if (compress != null) {
+                args.add(compress);
+            }
+            args.addAll(List.of(source.toString(), out.toString()));
+            ConvertCommand plain = ConvertCommand.parsePlain(args.toArray(String[]::new));
+            StringWriter err = new StringWriter();
+            plain.err = new PrintWriter(err);
+            assertThat(plain.call()).isZero();
+            // 32 chunks of 2 MiB: a print at each whole percent they pass, where the map's windows
+            // (4, 8, 16, 32 MiB) alone would give six.
+            assertThat(err.toString().split("\r")).as(compress == null ? "plain" : "-c").hasSizeGreaterThan(20);
+            Tools.run("qemu-img", "compare", source.toString(), out.toString());
         }
     }
 
