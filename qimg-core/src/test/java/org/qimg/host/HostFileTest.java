@@ -1,6 +1,7 @@
 package org.qimg.host;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -13,7 +14,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Space reserved ahead of appending writes: the writes read back as written, the file's size is only
- * what was written, and close leaves no reserved block past the end.
+ * what was written, and close leaves no reserved block past the end. And the system calls' error
+ * numbers, which the one downcall handle captures.
  */
 class HostFileTest {
     private static final int MIB = 1 << 20;
@@ -41,6 +43,22 @@ class HostFileTest {
             Arrays.fill(expected, (byte) (i + 1));
             assertThat(Arrays.copyOfRange(bytes, i * MIB, (i + 1) * MIB)).as("MiB %d", i).isEqualTo(expected);
         }
+    }
+
+    /** The system calls report their error numbers: ENXIO past the last data, ENOENT for a missing file. */
+    @Test
+    void systemCallsReportTheirErrorNumbers() throws IOException {
+        Path path = dir.resolve("sparse");
+        Files.createFile(path);
+        try (HostFile file = HostFile.openReadWrite(path, "sparse")) {
+            file.write(0, filled(4096, 1));
+            file.setLength(MIB);
+            assertThat(file.seekData(0)).isZero();
+            assertThat(file.seekHole(0)).isEqualTo(4096);
+            assertThat(file.seekData(8192)).as("ENXIO: no data after a trailing hole").isEqualTo(-1);
+        }
+        assertThatThrownBy(() -> Native.open(dir.resolve("missing").toString(), false))
+                .isInstanceOf(IOException.class).hasMessageEndingWith("errno 2");
     }
 
     @Test
