@@ -464,10 +464,8 @@ public final class Qcow2Creator {
 
     private static ByteBuffer tableBytes(long[] entries) {
         ByteBuffer b = ByteBuffer.allocate(entries.length * 8).order(ByteOrder.BIG_ENDIAN);
-        for (long e : entries) {
-            b.putLong(e);
-        }
-        return b.flip();
+        b.asLongBuffer().put(entries); // one bulk copy: thousands of entries, not thousands of calls
+        return b;
     }
 
     private static void writeFully(java.nio.channels.FileChannel channel, long hostOffset, ByteBuffer src)

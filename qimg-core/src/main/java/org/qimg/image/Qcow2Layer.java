@@ -66,10 +66,7 @@ public final class Qcow2Layer implements Layer {
         int l1Entries = header.l1Size();
         this.l1 = new long[l1Entries];
         if (l1Entries > 0) {
-            MemorySegment table = file.slice(header.l1TableOffset(), 8L * l1Entries);
-            for (int i = 0; i < l1Entries; i++) {
-                l1[i] = table.getAtIndex(BE_LONG, i);
-            }
+            MemorySegment.copy(file.slice(header.l1TableOffset(), 8L * l1Entries), BE_LONG, 0, l1, 0, l1Entries);
         }
         long tables = Math.max(2, Math.min(l2CacheBytes / clusterSize, Math.max(1, l1Entries)));
         this.l2Cache = new TableCache<>((int) Math.min(Integer.MAX_VALUE, tables), this::loadL2);

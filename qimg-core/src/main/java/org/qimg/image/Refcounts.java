@@ -50,10 +50,9 @@ final class Refcounts {
         int entries = (int) ((long) tableClusters * clusterSize / 8);
         this.table = new long[entries];
         if (entries > 0) {
-            MemorySegment raw = file.slice(tableOffset, 8L * entries);
-            for (int i = 0; i < entries; i++) {
-                table[i] = raw.getAtIndex(Qcow2Layer.BE_LONG, i);
-            }
+            // One bulk copy (byte-swapped as it goes), not an access per entry: a 64 KiB table has
+            // 8,192 entries, ~3 ms one by one before compilation.
+            MemorySegment.copy(file.slice(tableOffset, 8L * entries), Qcow2Layer.BE_LONG, 0, table, 0, entries);
         }
         this.blocks = new TableCache<>(64, this::loadBlock);
     }
