@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Makes the AOT cache that bin/qimg uses (JEP 483/514): one training run of the commands that start
+# Makes the AOT caches that bin/qimg uses (JEP 483/514): training runs of the commands that start
 # often (map in every output format, seek; convert, create, check, io, bench -w: AotTraining says
-# which and why not info) over small images of every kind, recorded and assembled by the JVM into OUT. Run by the build (qimg-cli/pom.xml, package phase) as:
+# which and why not info) over small images of every kind, recorded and assembled by the JVM into
+# OUT, and three smaller ones for map, convert and bench alone (OUT-map etc., see the loop below).
+# Run by the build (qimg-cli/pom.xml, package phase) as:
 #   train.sh JAVA JAR OUT WORKDIR
 # The JVM options must be those bin/qimg runs with, and JAR the same path, or the cache is rejected.
 # Never fails the build: without qemu-img, or when the JVM cannot make the cache, it says so and
@@ -12,7 +14,7 @@ if [ $# -ne 4 ]; then
   exit 2
 fi
 java="$1" jar="$2" out="$3" work="$4"
-rm -f "$out" "$out.java" "$out.config"
+rm -f "$out" "$out.java" "$out.config" "${out%.aot}"-*.aot "${out%.aot}"-*.aot.java
 if ! command -v qemu-img >/dev/null 2>&1; then
   echo "qimg AOT training: qemu-img is missing, so no AOT cache (bin/qimg starts slower)" >&2
   exit 0
@@ -25,7 +27,8 @@ make_images() {
   qemu-img create -q -f raw base.raw 4M &&
     qemu-img create -q -f qcow2 -o cluster_size=65536 -b base.raw -F raw mid.qcow2 8M &&
     qemu-img create -q -f qcow2 -o cluster_size=65536 -b mid.qcow2 -F qcow2 top.qcow2 8M &&
-    qemu-img create -q -f qcow2 -o cluster_size=65536 big.qcow2 64G || return 1
+    qemu-img create -q -f qcow2 -o cluster_size=65536 big.qcow2 64G &&
+    qemu-img create -q -f qcow2 bench.qcow2 64M || return 1
   if command -v qemu-io >/dev/null 2>&1; then
     qemu-io -f raw -c 'write -q -P 1 0 64k' base.raw &&
       qemu-io -f qcow2 -c 'write -q -P 2 64k 64k' -c 'write -q -z 128k 64k' mid.qcow2 &&
@@ -40,13 +43,21 @@ fi
 cd "$work"
 # Training and assembly print progress on stdout and stderr: keep it out of the build log unless
 # something fails.
-if "$java" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss8m -XX:AOTCacheOutput="$out" \
-    -cp "$jar" org.qimg.cli.AotTraining top.qcow2 mid.qcow2 base.raw big.qcow2 >training.log 2>&1 \
-    && [ -s "$out" ]; then
-  printf '%s\n' "$java" > "$out.java"
-  echo "qimg AOT training: made $out" >&2
-else
-  rm -f "$out" "$out.java"
-  echo "qimg AOT training: the JVM made no AOT cache (see $work/training.log); bin/qimg starts slower" >&2
-fi
+# One cache shared by most commands (OUT), and one each for map, convert and bench (OUT with the
+# command's name: qimg-map.aot), trained on that command alone: a cache loads every class of its
+# training at every start, so a small one starts its command sooner (AotTraining says how much).
+for workload in all map convert bench; do
+  cache="$out"
+  [ "$workload" = all ] || cache="${out%.aot}-$workload.aot"
+  rm -f "$cache" "$cache.java"
+  if "$java" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss8m -XX:AOTCacheOutput="$cache" \
+      -cp "$jar" org.qimg.cli.AotTraining "$workload" top.qcow2 mid.qcow2 base.raw big.qcow2 \
+      >"training-$workload.log" 2>&1 && [ -s "$cache" ]; then
+    printf '%s\n' "$java" > "$cache.java"
+    echo "qimg AOT training: made $cache" >&2
+  else
+    rm -f "$cache" "$cache.java"
+    echo "qimg AOT training: the JVM made no AOT cache for $workload (see $work/training-$workload.log); bin/qimg starts slower" >&2
+  fi
+done
 exit 0
