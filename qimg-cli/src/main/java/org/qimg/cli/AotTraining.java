@@ -1,13 +1,14 @@
 package org.qimg.cli;
 
 import java.nio.file.Path;
+import java.util.Arrays;
 
 /**
  * The workloads of the build's AOT-cache training runs (src/aot/train.sh): the commands that users
  * start most often, over the images given, so that the classes they need are in the cache. Every
  * class a training loads is loaded at every start of a JVM using that cache (AOT class linking), so
  * the commands with a fast path of their own (map, convert, bench) get caches of their own, trained
- * on them alone, and the rest share one: map's start-up 66 -> 56 ms, a convert's 71 -> 65 ms
+ * on them alone, and the rest share one: a tiny map's run 60 -> 55 ms, a convert's 71 -> 65 ms
  * (docs/benchmarks.md). Not a user command; its output is thrown away. The images are small; the
  * commands that write make their files beside the first image (the training's work folder).
  */
@@ -17,7 +18,7 @@ public final class AotTraining {
 
     /** {@code WORKLOAD IMAGE...}: WORKLOAD is map, convert, bench or all (the shared cache). */
     public static void main(String[] args) {
-        String[] images = java.util.Arrays.copyOfRange(args, 1, args.length);
+        String[] images = Arrays.copyOfRange(args, 1, args.length);
         switch (args[0]) {
             case "map" -> mapCommands(images);
             case "convert" -> convertCommands(images[0]);

@@ -10,9 +10,9 @@ import org.qimg.host.HostFile;
 /**
  * Copies a device's content into a raw file, writing only what holds data. The device's map decides:
  * a {@code zero} extent is a hole and is not even read; data extents are read in large sequential
- * chunks by two threads, each writing what it read as soon as it has read it ({@link ParallelCopy}). Inside
- * data, aligned blocks of {@code sparseSize} bytes that are all zero are skipped as well (qemu-img's
- * {@code -S}).
+ * chunks by two threads, each writing what it read as soon as it has read it ({@link ParallelCopy}).
+ * Inside data, aligned blocks of {@code sparseSize} bytes that are all zero are skipped as well
+ * (qemu-img's {@code -S}).
  *
  * <p>With {@code zeroInitialized} (a fresh or truncated regular file whose length is already set) a
  * skipped range stays a hole, and each large run of data gets its blocks just before it is written
