@@ -36,7 +36,10 @@ class HostFileTest {
             assertThat(file.allocatedBytes()).isGreaterThanOrEqualTo(25L * MIB);
         }
         assertThat(Files.size(path)).isEqualTo(24L * MIB);
-        assertThat(allocated(path)).isEqualTo(24L * MIB);
+        // The data's blocks, and at most a few of the file system's own: once write-behind has split
+        // the reserved extents, ext4 may keep an extent-tree block. A reservation left behind would
+        // be 4 MiB or more.
+        assertThat(allocated(path)).isBetween(24L * MIB, 24L * MIB + 64 * 1024);
         byte[] bytes = Files.readAllBytes(path);
         for (int i = 0; i < 24; i++) {
             byte[] expected = new byte[MIB];
