@@ -19,6 +19,11 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class HostFileTest {
     private static final int MIB = 1 << 20;
+    /**
+     * Bytes the file system may keep for itself beside the data: once write-behind has split the
+     * reserved extents, ext4 may keep an extent-tree block (24 MiB + 4 KiB, about one run in six).
+     */
+    private static final long FS_OWN = 64 * 1024;
 
     @TempDir
     Path dir;
@@ -36,10 +41,9 @@ class HostFileTest {
             assertThat(file.allocatedBytes()).isGreaterThanOrEqualTo(25L * MIB);
         }
         assertThat(Files.size(path)).isEqualTo(24L * MIB);
-        // The data's blocks, and at most a few of the file system's own: once write-behind has split
-        // the reserved extents, ext4 may keep an extent-tree block. A reservation left behind would
-        // be 4 MiB or more.
-        assertThat(allocated(path)).isBetween(24L * MIB, 24L * MIB + 64 * 1024);
+        // The data's blocks, and at most a few of the file system's own (FS_OWN). A reservation left
+        // behind would be 4 MiB or more.
+        assertThat(allocated(path)).isBetween(24L * MIB, 24L * MIB + FS_OWN);
         byte[] bytes = Files.readAllBytes(path);
         for (int i = 0; i < 24; i++) {
             byte[] expected = new byte[MIB];
@@ -88,12 +92,12 @@ class HostFileTest {
                 file.write((long) i * MIB, filled(MIB, 5));
             }
             file.setLength(MIB);
-            assertThat(file.allocatedBytes()).isEqualTo(MIB);
+            assertThat(file.allocatedBytes()).isBetween((long) MIB, MIB + FS_OWN);
             file.write(MIB, filled(2 * MIB, 6));
             assertThat(file.allocatedBytes()).isGreaterThan(3L * MIB);
         }
         assertThat(Files.size(path)).isEqualTo(3L * MIB);
-        assertThat(allocated(path)).isEqualTo(3L * MIB);
+        assertThat(allocated(path)).isBetween(3L * MIB, 3L * MIB + FS_OWN);
     }
 
     private static ByteBuffer filled(int length, int value) {
