@@ -1,10 +1,7 @@
 package org.qimg.cli;
 
-import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.RandomAccessFile;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -20,6 +17,7 @@ import org.qimg.OpenOptions;
 import org.qimg.ImageException;
 import org.qimg.host.HostFile;
 import org.qimg.image.Qcow2Creator;
+import org.qimg.image.RawCreator;
 import org.qimg.image.ChainDevice;
 import org.qimg.image.Layer;
 import org.qimg.image.Qcow2Layer;
@@ -40,8 +38,6 @@ import picocli.CommandLine.Spec;
 @Command(name = "convert", mixinStandardHelpOptions = true,
         description = "Copy the content of an image (and its backing chain) to a sparse raw file.")
 final class ConvertCommand implements Callable<Integer> {
-    /** What QEMU's file driver writes of a file it makes (allocate_first_block). */
-    private static final int FIRST_BLOCK = 4096;
     /** qemu-img's bounds for -S: whole sectors, at most 16 MiB. */
     private static final long MAX_SPARSE = 16L << 20;
 
@@ -164,13 +160,13 @@ final class ConvertCommand implements Callable<Integer> {
         return spec != null ? spec.commandLine().getErr() : err;
     }
 
+    /** The output is written as with cache=unsafe ({@link #unsafeCache}), set when the command runs. */
+    private boolean unsafe;
+
     /**
      * Whether the output is written as with cache=unsafe, qemu-img convert's default: never flushed.
      * Every other mode flushes it at the end (and on the way, for qcow2 metadata order).
      */
-    /** The output is written as with cache=unsafe ({@link #unsafeCache}), set when the command runs. */
-    private boolean unsafe;
-
     private boolean unsafeCache() {
         if (cache == null) {
             return true;
@@ -222,7 +218,7 @@ final class ConvertCommand implements Callable<Integer> {
             if (Files.isDirectory(out)) {
                 throw new ImageException("Could not create '" + target + "': Is a directory");
             }
-            Progress bar = new Progress(err(), progress && !quiet, 1f);
+            Progress bar = progressBar();
             boolean regular = !Files.exists(out) || Files.isRegularFile(out);
             // Locked before it is emptied, as qemu-img does: an image in use elsewhere stays untouched.
             try (HostFile output = HostFile.openForCreation(out, target)) {
@@ -230,19 +226,9 @@ final class ConvertCommand implements Callable<Integer> {
                     output.disableSyncs(); // qemu-img convert's default, cache=unsafe
                 }
                 if (regular) {
-                    // Empty the file through a descriptor of its own: ext4 flushes a file that was
-                    // truncated to zero when that descriptor closes (its auto_da_alloc rule), which
-                    // would start writing back the whole output at the end of the copy.
-                    try (RandomAccessFile file = create(out)) {
-                        file.setLength(0);
-                    }
-                    // Extended, the whole file starts as one hole, but for its first block: QEMU's file
-                    // driver writes that one when it makes a file (allocate_first_block), and so the
+                    // One hole but for its first block, as QEMU's file driver makes a file: the
                     // output's map starts with 4 KiB of data like qemu-img's.
-                    output.setLength(device.size());
-                    if (device.size() > 0) {
-                        output.write(0, ByteBuffer.allocate((int) Math.min(FIRST_BLOCK, device.size())));
-                    }
+                    RawCreator.startSparse(output, device.size());
                 }
                 output.lockCreated(HostFile.Use.RAW); // made: now held as qemu-img holds the raw file it writes
                 new RawCopy(device, output, regular, (int) sparse, bar).run();
@@ -273,12 +259,17 @@ final class ConvertCommand implements Callable<Integer> {
                 output.disableSyncs(); // qemu-img convert's default, cache=unsafe
             }
             refuseSmaller(output.size(), device.size());
-            Progress bar = new Progress(err(), progress && !quiet, 1f);
+            Progress bar = progressBar();
             new RawCopy(device, output, false, sparse, bar).run();
             output.sync(); // nothing with cache=unsafe
             bar.end();
         }
         return 0;
+    }
+
+    /** The -p display (off with -q), on stderr. */
+    private Progress progressBar() {
+        return new Progress(err(), progress && !quiet, 1f);
     }
 
     /** qemu-img's check before it writes into an output it did not create. */
@@ -297,7 +288,7 @@ final class ConvertCommand implements Callable<Integer> {
                 try (BlockDevice output = Images.open(target,
                         OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafe))) {
                     refuseSmaller(output.size(), device.size());
-                    Progress bar = new Progress(err(), progress && !quiet, 1f);
+                    Progress bar = progressBar();
                     new Qcow2Copy(device, output, false, sparse, false, false, bar).run();
                     bar.end();
                 }
@@ -319,7 +310,7 @@ final class ConvertCommand implements Callable<Integer> {
             }
             parser.set("size", Long.toString(device.size()));
             Qcow2Creator.create(out, parser.toOptions());
-            Progress bar = new Progress(err(), progress && !quiet, 1f);
+            Progress bar = progressBar();
             // Like qemu-img convert (cache=unsafe): ordered writes, no waiting for the disk.
             try (BlockDevice output = Images.open(target,
                     OpenOptions.defaults().withFormat("qcow2").writable().withUnsafeCache(unsafe))) {
@@ -337,21 +328,6 @@ final class ConvertCommand implements Callable<Integer> {
         }
         Path parent = Path.of(image).getParent();
         return parent == null ? backing : parent.resolve(backing).toString();
-    }
-
-    private RandomAccessFile create(Path out) throws IOException {
-        if (Files.isDirectory(out)) {
-            throw new ImageException("Could not create '" + target + "': Is a directory");
-        }
-        try {
-            return new RandomAccessFile(out.toFile(), "rw");
-        } catch (FileNotFoundException e) {
-            // The JDK says "name (reason)"; keep the reason.
-            String message = e.getMessage() == null ? "" : e.getMessage();
-            int open = message.lastIndexOf(" (");
-            String reason = open >= 0 && message.endsWith(")") ? message.substring(open + 2, message.length() - 1) : message;
-            throw new ImageException("Could not create '" + target + "': " + reason);
-        }
     }
 
     /** Truncating the output must never destroy the source: refuse any file of the chain as output. */

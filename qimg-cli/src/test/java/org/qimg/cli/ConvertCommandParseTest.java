@@ -61,9 +61,7 @@ class ConvertCommandParseTest {
     /** The progress moves as the data of one long extent is copied, not only at its end. */
     @Test
     void progressMovesThroughALongExtent() throws Exception {
-        Path source = dir.resolve("dense.qcow2");
-        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "64M");
-        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -P 5 0 64M", source.toString());
+        Path source = Tools.qcow2(dir.resolve("dense.qcow2"), "64M", "write -P 5 0 64M");
         for (String compress : new String[] {null, "-c"}) {
             Path out = dir.resolve("dense-out.qcow2");
             List<String> args = new ArrayList<>(List.of("convert", "-p", "-O", "qcow2"));

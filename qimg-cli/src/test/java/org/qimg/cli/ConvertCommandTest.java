@@ -184,10 +184,8 @@ class ConvertCommandTest {
      */
     @Test
     void writesIntoAnExistingImageWithN() throws IOException {
-        Path source = dir.resolve("n-source.qcow2");
-        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "4M");
-        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -q -P 5 1M 64k", "-c", "write -q -z 2M 64k",
-                "-c", "write -q -P 0 3M 8k", source.toString());
+        Path source = Tools.qcow2(dir.resolve("n-source.qcow2"), "4M", "write -q -P 5 1M 64k",
+                "write -q -z 2M 64k", "write -q -P 0 3M 8k");
         for (String format : List.of("qcow2", "raw")) {
             Path theirs = dir.resolve("n-theirs." + format);
             Path ours = dir.resolve("n-ours." + format);
@@ -243,10 +241,8 @@ class ConvertCommandTest {
     /** A raw output's map is qemu-img's: its first block is data (QEMU writes it when it makes the file), then holes. */
     @Test
     void theRawOutputsMapIsQemuImgs() throws IOException {
-        Path source = dir.resolve("first-block.qcow2");
-        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "4M");
-        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -q -P 0 0 4M", "-c", "write -q -P 7 65536 1",
-                "-c", "write -q -P 8 1179648 4096", source.toString());
+        Path source = Tools.qcow2(dir.resolve("first-block.qcow2"), "4M", "write -q -P 0 0 4M",
+                "write -q -P 7 65536 1", "write -q -P 8 1179648 4096");
         Path theirs = dir.resolve("first-block-qemu.raw");
         Path ours = dir.resolve("first-block-qimg.raw");
         Tools.run("qemu-img", "convert", "-O", "raw", source.toString(), theirs.toString());

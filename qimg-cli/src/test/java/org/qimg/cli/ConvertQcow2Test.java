@@ -90,10 +90,8 @@ class ConvertQcow2Test {
     void zeroDataIsLeftOutAsQemuImgLeavesIt() throws IOException {
         // Zeroes written as data, but for the last byte of the first 2 MiB and one byte in the second
         // 4 KiB of the third 2 MiB; a hole after 6 MiB.
-        Path source = dir.resolve("zero-data.qcow2");
-        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", source.toString(), "8M");
-        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -P 0 0 6M", "-c", "write -P 7 2097151 1",
-                "-c", "write -P 8 4198400 1", source.toString());
+        Path source = Tools.qcow2(dir.resolve("zero-data.qcow2"), "8M", "write -P 0 0 6M",
+                "write -P 7 2097151 1", "write -P 8 4198400 1");
         for (String sparse : List.of("4k", "64k", "128k", "1M", "0", "4k extended", "64k extended")) {
             String s = sparse.split(" ")[0];
             String options = sparse.endsWith("extended") ? "extended_l2=on" : "extended_l2=off";

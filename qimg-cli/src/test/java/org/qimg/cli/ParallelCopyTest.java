@@ -115,11 +115,8 @@ class ParallelCopyTest {
     }
 
     /** A 16 MiB image of data, made by qemu-io. */
-    private Path dataImage() throws IOException {
-        Path image = dir.resolve("data.qcow2");
-        Tools.run("qemu-img", "create", "-q", "-f", "qcow2", image.toString(), "16M");
-        Tools.run("qemu-io", "-f", "qcow2", "-c", "write -P 1 0 16M", image.toString());
-        return image;
+    private Path dataImage() {
+        return Tools.qcow2(dir.resolve("data.qcow2"), "16M", "write -P 1 0 16M");
     }
 
     private static void sleep() {

@@ -57,12 +57,7 @@ public final class RawCreator {
                             }
                         }
                     }
-                    default -> {
-                        file.setLength(length);
-                        if (length > 0) {
-                            file.write(new byte[(int) Math.min(FIRST_BLOCK, length)]);
-                        }
-                    }
+                    default -> startSparse(lock, length);
                 }
                 file.getChannel().force(false);
                 ok = true;
@@ -73,5 +68,22 @@ public final class RawCreator {
             }
         }
         return length;
+    }
+
+    /**
+     * Makes {@code file} (open for writing, with the creator's locks) a sparse file of {@code length}
+     * bytes, empty but for its first block, which is written as QEMU's file driver writes it. The file
+     * is emptied through a descriptor of its own: ext4 flushes a file truncated to zero when that
+     * descriptor closes (its auto_da_alloc rule), which through {@code file} would start writing back
+     * all that is written to it afterwards.
+     */
+    public static void startSparse(HostFile file, long length) throws IOException {
+        try (RandomAccessFile empty = new RandomAccessFile(file.path().toFile(), "rw")) {
+            empty.setLength(0);
+        }
+        file.setLength(length);
+        if (length > 0) {
+            file.write(0, ByteBuffer.allocate((int) Math.min(FIRST_BLOCK, length)));
+        }
     }
 }

@@ -30,8 +30,7 @@ class HostFileTest {
 
     @Test
     void appendingWritesReserveAheadAndCloseReleasesWhatIsLeft() throws IOException {
-        Path path = dir.resolve("appended");
-        Files.createFile(path);
+        Path path = Files.createFile(dir.resolve("appended"));
         try (HostFile file = HostFile.openReadWrite(path, "appended")) {
             for (int i = 0; i < 24; i++) {
                 file.write((long) i * MIB, filled(MIB, i + 1));
@@ -55,8 +54,7 @@ class HostFileTest {
     /** The system calls report their error numbers: ENXIO past the last data, ENOENT for a missing file. */
     @Test
     void systemCallsReportTheirErrorNumbers() throws IOException {
-        Path path = dir.resolve("sparse");
-        Files.createFile(path);
+        Path path = Files.createFile(dir.resolve("sparse"));
         try (HostFile file = HostFile.openReadWrite(path, "sparse")) {
             file.write(0, filled(4096, 1));
             file.setLength(MIB);
@@ -70,8 +68,7 @@ class HostFileTest {
 
     @Test
     void smallOrInnerWritesReserveNothing() throws IOException {
-        Path path = dir.resolve("small");
-        Files.createFile(path);
+        Path path = Files.createFile(dir.resolve("small"));
         try (HostFile file = HostFile.openReadWrite(path, "small")) {
             for (int i = 0; i < 64; i++) {
                 file.write(i * 8192L, filled(4096, 9)); // sparse 4 KiB writes at the end
@@ -85,8 +82,7 @@ class HostFileTest {
 
     @Test
     void shrinkingDropsTheReservationAndLaterAppendsReserveAgain() throws IOException {
-        Path path = dir.resolve("shrunk");
-        Files.createFile(path);
+        Path path = Files.createFile(dir.resolve("shrunk"));
         try (HostFile file = HostFile.openReadWrite(path, "shrunk")) {
             for (int i = 0; i < 8; i++) {
                 file.write((long) i * MIB, filled(MIB, 5));

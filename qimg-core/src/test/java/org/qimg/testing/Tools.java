@@ -74,6 +74,24 @@ public final class Tools {
         return run(null, command);
     }
 
+    /**
+     * Makes {@code image}, a qcow2 image of {@code size} (qemu-img's syntax), with qemu-img create,
+     * then runs each of {@code ioCommands} on it with qemu-io; returns the image.
+     */
+    public static Path qcow2(Path image, String size, String... ioCommands) {
+        run("qemu-img", "create", "-q", "-f", "qcow2", image.toString(), size);
+        if (ioCommands.length > 0) {
+            List<String> io = new java.util.ArrayList<>(List.of("qemu-io", "-f", "qcow2"));
+            for (String c : ioCommands) {
+                io.add("-c");
+                io.add(c);
+            }
+            io.add(image.toString());
+            run(io.toArray(String[]::new));
+        }
+        return image;
+    }
+
     /** A process that holds an image open, with QEMU's locks, until closed. */
     public static final class Holder implements AutoCloseable {
         private final Process process;
